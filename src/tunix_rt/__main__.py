@@ -1,0 +1,3 @@
+from tunix_rt.cli import main
+
+raise SystemExit(main())
