@@ -1,0 +1,333 @@
+"""The typed training config: canonical keys, the original's aliases, --set overrides, validation.
+
+A YAML file goes through three steps, each with one job:
+
+1. `_apply_overrides`: `--set training.max_steps=20` edits the raw mapping (values parsed as YAML).
+2. `_normalise`: aliases become canonical keys (`model.name` -> `model.model_id`, `num_steps` ->
+   `max_steps`, ...); keys that no longer mean anything (`model.padding: max_length`) are dropped
+   with a one-line note saying why; unknown keys are refused naming the closest valid key.
+3. pydantic validates types and ranges (`extra="forbid"` everywhere, so nothing slips through).
+
+Nothing here imports torch: `--dry-run` and the CLI stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunix_rt.errors import ConfigError
+
+BUNDLED_CONFIG_DIR = Path(__file__).parent / "configs"
+
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    model_id: str | None = None
+    """Hub id (gpt2, google/gemma-2-2b, ...) or a local directory; ignored for init: scratch."""
+    revision: str | None = None
+    init: Literal["pretrained", "scratch"] = "pretrained"
+    """`scratch` builds a fresh model from the fields below and trains a tokenizer on the data."""
+    architecture: Literal["llama", "gpt2", "qwen2"] = "llama"
+    hidden_size: int = Field(256, ge=16)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int | None = Field(None, ge=16)
+    vocab_size: int = Field(1024, ge=64)
+    """Size of the BPE tokenizer trained for a scratch model (digits are always split)."""
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    """sdpa is several times faster than eager attention on CPU and GPU at these sizes."""
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.init == "pretrained" and not self.model_id:
+            raise ValueError("model.model_id is required unless model.init is 'scratch'")
+        if self.init == "scratch" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_heads ({self.num_heads})"
+            )
+        return self
+
+
+class TrainingConfig(_Section):
+    device: str = "auto"
+    dtype: Dtype = "auto"
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_seq_length: int = Field(512, ge=8)
+    num_epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    """Wins over num_epochs when set."""
+    learning_rate: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    logging_steps: int = Field(10, ge=1)
+    save_every_steps: int | None = Field(None, ge=1)
+    """None: one checkpoint at the end (plus one on Ctrl-C)."""
+    save_total_limit: int | None = Field(2, ge=1)
+    seed: int = 42
+    eval_set: str | None = None
+    """Bundled eval-set key or JSONL path, evaluated into RUN/eval/ after training."""
+    eval_batch_size: int = Field(64, ge=1)
+    eval_max_new_tokens: int = Field(160, ge=1)
+    compile: bool = False
+    """torch.compile the model (opt-in; its warm-up is reported apart from the loop time)."""
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    """Multi-process only: auto = DDP when launched by torchrun; fsdp shards with FSDP2."""
+
+
+class DataConfig(_Section):
+    dataset: str | None = None
+    """File, directory with dataset.jsonl, or bundled key; --dataset wins."""
+    format: Literal["tunix_sft", "auto"] = "tunix_sft"
+    """The original's only value; every accepted input shape is detected per line anyway."""
+    shuffle: bool = True
+    shuffle_seed: int | None = None
+    """None: training.seed."""
+    skip_invalid: bool = False
+    """Skip invalid lines (counted in the manifest) instead of refusing the dataset."""
+
+
+class OutputConfig(_Section):
+    # The original's output section; names in the run directory are fixed so any run can be read
+    # by the same tools. These keys are accepted and explained in notes, see _OUTPUT_NOTES.
+    checkpoint_dir: str | None = None
+    save_metrics: bool = True
+    metrics_file: str = "metrics.jsonl"
+    save_manifest: bool = True
+    manifest_file: str = "run_manifest.json"
+
+
+class Config(_Section):
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    output: OutputConfig = OutputConfig()
+    system_instruction: str | None = None
+    provenance: dict[str, Any] = {}
+    """Free-form `*_provenance` sections of the original configs, kept for the manifest."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+# --- aliases and retired keys ----------------------------------------------------------------
+
+# (section, alias) -> (section, canonical key)
+ALIASES: dict[tuple[str, str], tuple[str, str]] = {
+    ("model", "name"): ("model", "model_id"),
+    ("model", "max_length"): ("training", "max_seq_length"),
+    ("training", "per_device_batch_size"): ("training", "batch_size"),
+    ("training", "num_steps"): ("training", "max_steps"),
+    ("training", "save_steps"): ("training", "save_every_steps"),
+}
+
+# Keys accepted for compatibility that no longer mean anything, and why.
+RETIRED: dict[tuple[str, str], str] = {
+    ("model", "padding"): "ignored: batches are padded to their longest example, never to max_length",
+    ("model", "truncation"): (
+        "ignored: examples longer than max_seq_length are counted and left out, never cut mid-answer"
+    ),
+}
+
+_OUTPUT_NOTES = {
+    "checkpoint_dir": "checkpoints always go to RUN/checkpoints/ and the final model to RUN/final_model/",
+    "save_metrics": "metrics.jsonl is always written: it is part of the evidence",
+    "save_manifest": "run_manifest.json is always written: it is part of the evidence",
+    "metrics_file": "the metrics file is always RUN/metrics.jsonl",
+    "manifest_file": "the manifest is always RUN/run_manifest.json",
+}
+
+SECTIONS: dict[str, type[_Section]] = {
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "data": DataConfig,
+    "output": OutputConfig,
+}
+TOP_LEVEL_SCALARS = ("system_instruction",)
+
+# Changing these between a checkpoint and --resume cannot change the steps already taken.
+RESUME_SAFE_KEYS = frozenset(
+    {
+        "training.max_steps",
+        "training.num_epochs",
+        "training.logging_steps",
+        "training.save_every_steps",
+        "training.save_total_limit",
+        "training.eval_set",
+        "training.eval_batch_size",
+        "training.eval_max_new_tokens",
+        "training.device",
+        "data.dataset",  # the dataset's sha256 is compared separately
+        "provenance",
+    }
+)
+
+
+def valid_keys() -> list[str]:
+    keys = [f"{name}.{field}" for name, cls in SECTIONS.items() for field in cls.model_fields]
+    keys += [f"{s}.{a}" for s, a in ALIASES] + [f"{s}.{k}" for s, k in RETIRED]
+    return sorted(keys + list(TOP_LEVEL_SCALARS) + list(SECTIONS))
+
+
+def _unknown_key_error(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid_keys())}"
+    return ConfigError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _normalise(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """Canonical nested dict + notes for everything that was renamed or ignored."""
+    notes: list[str] = []
+    out: dict[str, Any] = {name: {} for name in SECTIONS}
+    provenance: dict[str, Any] = {}
+    for top, value in raw.items():
+        if top in TOP_LEVEL_SCALARS:
+            out[top] = value
+        elif top == "provenance" or top.endswith("_provenance"):
+            provenance[top] = value
+        elif top in SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{top}' must be a mapping, got {type(value).__name__}")
+            for key, item in value.items():
+                _place(out, top, str(key), item, where, notes)
+        else:
+            raise _unknown_key_error(str(top), where)
+    if provenance:
+        out["provenance"] = provenance
+    return out, notes
+
+
+def _place(out: dict[str, Any], section: str, key: str, value: Any, where: str, notes: list[str]) -> None:
+    if (section, key) in RETIRED:
+        notes.append(f"note: {section}.{key} = {value!r} {RETIRED[(section, key)]}")
+        return
+    if section == "output" and key in _OUTPUT_NOTES:
+        notes.append(f"note: output.{key} accepted; {_OUTPUT_NOTES[key]}")
+    target_section, target_key = ALIASES.get((section, key), (section, key))
+    if target_key not in SECTIONS[target_section].model_fields:
+        raise _unknown_key_error(f"{section}.{key}", where)
+    if (section, key) in ALIASES:
+        notes.append(f"note: {section}.{key} is read as {target_section}.{target_key}")
+    existing = out[target_section].get(target_key, _MISSING)
+    if existing is not _MISSING and existing != value:
+        raise ConfigError(
+            f"{where}: {section}.{key} = {value!r} conflicts with {target_section}.{target_key} = "
+            f"{existing!r} (they are the same setting; keep one)"
+        )
+    out[target_section][target_key] = value
+
+
+_MISSING = object()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'training.max_steps=20' -> (['training', 'max_steps'], 20); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE")
+    key, _, value = text.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts or len(parts) > 2:
+        raise ConfigError(f"--set {text!r}: the key must be SECTION.KEY (or a top-level key)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from exc
+    return parts, parsed
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) == 1:
+            raw[parts[0]] = value
+            continue
+        section = raw.setdefault(parts[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"--set {text!r}: '{parts[0]}' is not a section")
+        section[parts[1]] = value
+
+
+def resolve_config_path(spec: str | Path) -> Path:
+    """A path, or the name of a config bundled with the package (e.g. `default`)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    bundled = BUNDLED_CONFIG_DIR / f"{Path(str(spec)).stem}.yaml"
+    if not path.suffix and bundled.is_file():
+        return bundled
+    looked = [str(path.resolve())] + ([str(bundled)] if not path.suffix else [])
+    raise ConfigError(f"config {spec!r} not found; looked in: {', '.join(looked)}")
+
+
+def load_config(
+    spec: str | Path | dict[str, Any], overrides: list[str] | None = None
+) -> tuple[Config, list[str]]:
+    """Read, override, normalise and validate; returns the config and its notes."""
+    if isinstance(spec, dict):
+        raw, where = json.loads(json.dumps(spec)), "config"
+    else:
+        path = resolve_config_path(spec)
+        where = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of sections")
+    _apply_overrides(raw, list(overrides or []))
+    canonical, notes = _normalise(raw, where)
+    try:
+        config = Config.model_validate(canonical)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, where)) from None
+    return config, notes
+
+
+def _format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"{where}: {loc}: {err['msg']}{value}")
+    return "\n".join(lines)
+
+
+def diff_configs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two resolved configs."""
+    flat_old, flat_new = flatten(old), flatten(new)
+    keys = sorted(set(flat_old) | set(flat_new))
+    return {k: (flat_old.get(k), flat_new.get(k)) for k in keys if flat_old.get(k) != flat_new.get(k)}
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "provenance":
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat

@@ -1,0 +1,192 @@
+"""`tunix-rt doctor`: can this PyTorch drive this machine's GPU? One report, two renderings.
+
+Exit 0 when the requested (or auto) device is usable, 1 when not. A CPU-only or Apple machine
+gets a clear "no GPU" answer, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.device.capability import arch_supported, describe_arch_list, remedy_for
+from tunix_rt.device.preflight import assess_gpu, cuda_blocker, measure_cpu_matmul_peak, resolve_device
+from tunix_rt.device.view import MachineView, current_view
+from tunix_rt.errors import DeviceError
+
+CPU_PEAK_SIZE = 1024  # ~50 ms on 2 cores: enough to tell AMX bf16 from emulation
+
+
+def _driver_only_gpus(view: MachineView) -> list[dict[str, Any]]:
+    """GPUs the driver sees but torch cannot use (e.g. a CPU-only build): reported, never probed."""
+    reason, remedy = cuda_blocker(view) or ("torch does not see this GPU", "")
+    rows = []
+    for gpu in view.driver.gpus:
+        if gpu.capability:
+            arch_ok, _ = arch_supported(gpu.capability, view.arch_list, name=gpu.name)
+            remedy = remedy_for(gpu.capability)
+        else:
+            arch_ok = False
+        rows.append(
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "capability": gpu.arch,
+                "memory_total_mb": gpu.memory_total_mb,
+                "memory_free_mb": gpu.memory_free_mb,
+                "arch_supported": arch_ok,
+                "compatible": False,
+                "reason": reason,
+                "remedy": remedy,
+                "probe": None,
+            }
+        )
+    return rows
+
+
+def collect_report(
+    requested: str = "auto",
+    *,
+    view: MachineView | None = None,
+    probe: bool = True,
+    cpu_peak_size: int | None = CPU_PEAK_SIZE,
+) -> dict[str, Any]:
+    """Everything doctor knows, as one JSON-ready dict (also the source of the env files)."""
+    view = view or current_view()
+    assessments = {}
+    if cuda_blocker(view) is None:
+        assessments = {gpu.index: assess_gpu(gpu, view, probe=probe) for gpu in view.gpus}
+    gpus = [a.to_dict() for a in assessments.values()] or _driver_only_gpus(view)
+
+    try:
+        choice = resolve_device(requested, probe=probe, view=view, assessments=assessments)
+        usable, remedy = True, None
+        verdict = f"{choice.device} is usable — {choice.reason}"
+        recommended = choice.device
+    except DeviceError as exc:
+        choice, usable = None, False
+        remedy = getattr(exc, "remedy", None)
+        verdict = f"{requested} is not usable: {getattr(exc, 'reason', str(exc))}"
+        recommended = resolve_device("auto", probe=probe, view=view, assessments=assessments).device
+
+    cpu = view.cpu
+    matmul = None
+    if cpu_peak_size:
+        matmul = {
+            dt: measure_cpu_matmul_peak(dt, size=cpu_peak_size, repeats=2) for dt in ("float32", "bfloat16")
+        }
+    return {
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "cpu": {
+            "model": cpu.model,
+            "cores": cpu.cores,
+            "avx512_bf16": cpu.avx512_bf16,
+            "amx": cpu.amx,
+            "ram_gb": cpu.ram_gb,
+            "bf16": cpu.bf16,
+            "matmul_gflops": matmul,
+        },
+        "torch": {
+            "version": view.torch_version,
+            "build": view.build,
+            "cuda": view.cuda,
+            "hip": view.hip,
+            "cudnn": view.cudnn,
+            "arch_list": list(view.arch_list),
+            "warnings": list(view.warnings),
+        },
+        "driver": {
+            "version": view.driver.version,
+            "max_cuda": view.driver.max_cuda,
+            "source": view.driver.source,
+            "detail": view.driver.detail,
+        },
+        "gpus": gpus,
+        "mps_available": view.mps_available,
+        "requested": requested,
+        "device": choice.to_dict() if choice else None,
+        "recommended_device": recommended,
+        "usable": usable,
+        "verdict": verdict,
+        "remedy": remedy,
+    }
+
+
+def _mark(value: bool | None) -> str:
+    return "✔" if value else ("–" if value is None else "✖")
+
+
+def render_human(report: dict[str, Any]) -> str:
+    cpu, torch_, driver = report["cpu"], report["torch"], report["driver"]
+    lines = ["tunix-rt doctor", f"  python  {report['python']} · {report['os']}"]
+    ram = f"{cpu['ram_gb']} GB RAM" if cpu["ram_gb"] is not None else "RAM unknown"
+    lines.append(f"  cpu     {cpu['model']} · {cpu['cores']} cores · {ram}")
+    speed = ""
+    if cpu["matmul_gflops"]:
+        speed = "  matmul " + ", ".join(f"{k} {v:g} GFLOP/s" for k, v in cpu["matmul_gflops"].items())
+    lines.append(f"          {_mark(cpu['avx512_bf16'])} avx512_bf16  {_mark(cpu['amx'])} amx{speed}")
+    arch = describe_arch_list(torch_["arch_list"]) if torch_["arch_list"] else "—"
+    lines.append(
+        f"  torch   {torch_['version']} · {torch_['build']} build · CUDA {torch_['cuda'] or '—'}"
+        f" · cuDNN {torch_['cudnn'] or '—'} · arch list {arch}"
+    )
+    if driver["source"] == "none":
+        lines.append(f"  driver  none ({driver['detail']})")
+    else:
+        lines.append(
+            f"  driver  {driver['version']} · CUDA {driver['max_cuda'] or '?'} (via {driver['source']})"
+        )
+    if not report["gpus"]:
+        lines.append(
+            "  gpus    none visible to torch or the driver"
+            + (" · Apple MPS available" if report["mps_available"] else "")
+        )
+    for gpu in report["gpus"]:
+        memory = f" · {gpu['memory_total_mb']} MB" if gpu["memory_total_mb"] else ""
+        lines.append(f"  GPU {gpu['index']}   {gpu['name']} · {gpu['capability']}{memory}")
+        lines.append(
+            f"    {_mark(gpu['arch_supported'])} architecture  {gpu.get('arch_reason', gpu['reason'])}"
+        )
+        if "driver_ok" in gpu:
+            lines.append(f"    {_mark(gpu['driver_ok'])} driver        {gpu['driver_reason']}")
+        probe = gpu["probe"]
+        if probe is None:
+            lines.append("    – probe         not run")
+        elif probe["ok"]:
+            lines.append(
+                f"    ✔ probe         {probe['dtype']} {probe['size']}² matmul {probe['gflops']:g} GFLOP/s,"
+                f" {probe.get('memory_allocated_mb')} MB allocated"
+            )
+        else:
+            lines.append(f"    ✖ probe         {probe['error']}")
+        lines.append(f"    {_mark(gpu['compatible'])} compatible")
+        if gpu["remedy"] and not gpu["compatible"]:
+            lines.append(f"    remedy: {gpu['remedy']}")
+    lines.append(f"{_mark(report['usable'])} {report['verdict']}")
+    if not report["usable"]:
+        if report["remedy"]:
+            lines.append(f"  remedy: {report['remedy']}")
+        lines.append(f"  usable instead: --device {report['recommended_device']}")
+    return "\n".join(lines)
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    report = collect_report(getattr(args, "device", None) or "auto")
+    written = []
+    if getattr(args, "evidence", None):
+        from tunix_rt.device.envfiles import write_environment_files
+
+        written = write_environment_files(Path(args.evidence), report)
+    if getattr(args, "json", False):
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(render_human(report))
+    if written:
+        # stderr, so that --json keeps stdout a single JSON object
+        print(f"evidence: wrote {', '.join(p.name for p in written)} to {args.evidence}", file=sys.stderr)
+    return 0 if report["usable"] else 1

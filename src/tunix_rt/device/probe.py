@@ -1,0 +1,70 @@
+"""Run real kernels: a matmul checked against the CPU, and the CPU's matmul peak for MFU.
+
+`torch.cuda.is_available()` can be True for a GPU the build has no kernels for; the failure then
+comes at the first kernel launch ("no kernel image is available for execution on the device").
+Launching one small matmul before anything else turns that mid-run crash into a preflight answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Max |device - cpu| relative to max |cpu|; low-precision inputs round to ~3 significant digits.
+TOLERANCE = {"float32": 1e-3, "bfloat16": 3e-2, "float16": 1e-2}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def matmul_probe(device: str, dtype: str, size: int = 256, repeats: int = 3) -> dict[str, Any]:
+    """Allocate, multiply, synchronise, compare with a float32 CPU result. Raises on kernel errors."""
+    dev = torch.device(device)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
+    # Round the inputs to the probe dtype first, so the reference measures the device, not rounding.
+    a = a.to(DTYPES[dtype])
+    b = b.to(DTYPES[dtype])
+    reference = a.float() @ b.float()
+    x, y = a.to(dev), b.to(dev)
+    out = x @ y  # warm-up; the first launch is where a missing kernel image fails
+    _sync(dev)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = x @ y
+    _sync(dev)
+    seconds = (time.perf_counter() - start) / repeats
+    rel_error = float((out.float().cpu() - reference).abs().max() / reference.abs().max())
+    memory = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else None
+    return {
+        "device": device,
+        "dtype": dtype,
+        "size": size,
+        "seconds": round(seconds, 6),
+        "gflops": float(f"{2 * size**3 / max(seconds, 1e-9) / 1e9:.4g}"),
+        "max_rel_error": rel_error,
+        "tolerance": TOLERANCE[dtype],
+        "memory_allocated_mb": round(memory / 2**20, 1) if memory is not None else None,
+    }
+
+
+def measure_cpu_matmul_peak(dtype: str | torch.dtype, size: int = 2048, repeats: int = 3) -> float:
+    """Best-of-`repeats` GFLOP/s of one size x size CPU matmul: the denominator for CPU MFU."""
+    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    a = torch.randn(size, size, dtype=torch_dtype)
+    b = torch.randn(size, size, dtype=torch_dtype)
+    _ = a @ b  # warm-up: thread pool start and oneDNN kernel selection are not the peak
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        _ = a @ b
+        best = min(best, time.perf_counter() - start)
+    return float(f"{2 * size**3 / max(best, 1e-9) / 1e9:.4g}")

@@ -1,0 +1,136 @@
+"""Batched greedy decoding: left padding, KV cache, stop at EOS, deterministic.
+
+Prompts are encoded exactly as training encodes them (`encode_prompt`), sorted by length so each
+batch carries little padding, left-padded (so every row's next token sits in the last column) and
+decoded greedily by `model.generate` with the KV cache. Hugging Face derives position ids from the
+attention mask for left-padded rows, so a batched row yields the same tokens as the prompt alone;
+tests/test_eval_generate.py checks that on a tiny GPT-2 and a tiny Llama.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # decoded completion, special tokens removed, stop token excluded
+    n_tokens: int  # generated tokens, including the stop token when there was one
+    stopped_at_eos: bool
+
+
+def encode_prompt(tokenizer: Any, prompt_text: str) -> list[int]:
+    """Prompt ids exactly as training builds them: optional BOS id, then the text without specials.
+
+    The rendered prompt may already hold template markers, so the tokenizer must not add its own
+    specials; BOS is prepended only when this tokenizer would add it itself.
+    """
+    bos = tokenizer.bos_token_id
+    prefix = [bos] if bos is not None and getattr(tokenizer, "add_bos_token", False) else []
+    return prefix + list(tokenizer(prompt_text, add_special_tokens=False).input_ids)
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """The tokenizer's EOS plus any EOS ids of the model's generation config (e.g. Gemma's
+    <end_of_turn>), so chat models stop at the end of their turn."""
+    ids: list[int] = []
+    candidates: list[Any] = [tokenizer.eos_token_id]
+    gen_config = getattr(model, "generation_config", None)
+    if gen_config is not None:
+        candidates.append(gen_config.eos_token_id)
+    for value in candidates:
+        for token_id in value if isinstance(value, (list, tuple)) else [value]:
+            if token_id is not None and int(token_id) not in ids:
+                ids.append(int(token_id))
+    return ids
+
+
+def _pad_id(tokenizer: Any, stops: Sequence[int]) -> int:
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    if stops:
+        return int(stops[0])  # padding is masked out, any id will do; EOS is the usual choice
+    return 0
+
+
+def _trim(ids: Iterable[int], stops: set[int]) -> tuple[list[int], bool]:
+    """Tokens up to the first stop id (excluded) and whether a stop id was seen."""
+    kept: list[int] = []
+    for token_id in ids:
+        if token_id in stops:
+            return kept, True
+        kept.append(token_id)
+    return kept, False
+
+
+def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention[i, width - len(row) :] = 1
+    return input_ids, attention
+
+
+@torch.inference_mode()
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    device: str | torch.device,
+    stop_ids: Sequence[int] | None = None,
+) -> list[Generation]:
+    """Greedy completions for prompts, in the order given.
+
+    stop_ids overrides the stop tokens (default: `stop_token_ids(tokenizer, model)`).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer, model)
+    pad_id = _pad_id(tokenizer, stops)
+    encoded = [encode_prompt(tokenizer, prompt) for prompt in prompts]
+    # Longest first: similar lengths share a batch, and an out-of-memory shows up at once.
+    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+    results: list[Generation | None] = [None] * len(encoded)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            input_ids, attention = _left_pad([encoded[i] for i in chunk], pad_id)
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                # Cleared so a checkpoint's sampling defaults cannot leak in or warn.
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad_id,
+                eos_token_id=stops or None,
+                use_cache=True,
+            )
+            new_tokens = output[:, input_ids.shape[1] :].tolist()
+            for row, index in zip(new_tokens, chunk, strict=True):
+                kept, stopped = _trim(row, set(stops))
+                results[index] = Generation(
+                    text=tokenizer.decode(kept, skip_special_tokens=True),
+                    n_tokens=len(kept) + (1 if stopped else 0),
+                    stopped_at_eos=stopped,
+                )
+    finally:
+        model.train(was_training)
+    return [r for r in results if r is not None]

@@ -1,0 +1,221 @@
+"""evaluate(model, eval_set, output): generate, score, write predictions.jsonl + eval_summary.json.
+
+The model is asked each question through `train.render.render_prompt` with the settings training
+saved in `MODEL_DIR/tunix_rt_render.json`, so evaluation sees prompts in exactly the trained shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.data.evalsets import EvalSet, load_eval_set
+from tunix_rt.errors import ModelError, TunixError
+from tunix_rt.eval.score import score
+from tunix_rt.eval.scorecard import build_scorecard
+from tunix_rt.fsutil import atomic_write_json, atomic_write_text
+from tunix_rt.train.render import CHAT, PLAIN, render_prompt
+
+RENDER_FILE = "tunix_rt_render.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+SUMMARY_FILE = "eval_summary.json"
+
+
+def resolve_model_dir(model: str | Path) -> tuple[Path, Path | None]:
+    """(model directory, run directory or None): a RUN_DIR means its final_model/."""
+    path = Path(model).expanduser()
+    if (path / "final_model").is_dir():
+        return path / "final_model", path
+    run_dir = path.parent if (path.parent / "run_manifest.json").is_file() else None
+    return path, run_dir
+
+
+def read_run_id(run_dir: Path | None) -> str | None:
+    if run_dir is None:
+        return None
+    try:
+        manifest = json.loads((run_dir / "run_manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a run without a readable manifest is still evaluable; its id is unknown
+    return manifest.get("run_id") if isinstance(manifest, dict) else None
+
+
+def read_render_settings(model_dir: Path) -> dict[str, Any] | None:
+    """The saved {"template", "system_instruction"}, or None when training did not write one."""
+    path = model_dir / RENDER_FILE
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable render settings: {exc}") from exc
+    if not isinstance(settings, dict) or settings.get("template") not in (PLAIN, CHAT):
+        raise ModelError(f"{path}: template: expected 'plain' or 'chat', got {settings!r}")
+    return settings
+
+
+def render_for_eval(question: str, tokenizer: Any, settings: dict[str, Any] | None) -> str:
+    if settings is None:
+        return render_prompt(question, tokenizer, None)
+    # "plain" must stay plain even when the tokenizer happens to carry a chat template.
+    use_tokenizer = tokenizer if settings["template"] == CHAT else None
+    return render_prompt(question, use_tokenizer, settings.get("system_instruction"))
+
+
+def _resolve_device(requested: str) -> tuple[str, Any]:
+    """(torch device string, DeviceChoice) via the device preflight: no silent fallback."""
+    from tunix_rt.device.preflight import resolve_device
+
+    choice = resolve_device(requested)
+    return choice.device, choice
+
+
+def _dtype_for(choice: Any) -> str:
+    """float32 on CPU, bf16 where the accelerator has it, else float32.
+
+    CPU stays fp32: bf16 rounds differently at different batch shapes, which would break "batched
+    == one at a time", and CPU decoding is not worth that. float16 is avoided because some models
+    (Gemma) overflow in it; fp32 only costs speed.
+    """
+    from tunix_rt.device.preflight import choose_dtype
+
+    if choice.type == "cpu":
+        return "float32"
+    dtype = choose_dtype(choice, "auto")
+    return "float32" if dtype == "float16" else dtype
+
+
+def load_model(model_dir: Path, device: str, dtype: str) -> tuple[Any, Any]:
+    """AutoModelForCausalLM + AutoTokenizer from a save_pretrained directory; ModelError if not."""
+    if not model_dir.exists():
+        raise ModelError(f"{model_dir}: no such model or run directory")
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(
+            f"{model_dir}: not a model directory (no config.json); pass a run directory with "
+            "final_model/ or a save_pretrained directory"
+        )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{model_dir}: cannot load model/tokenizer: {exc}") from exc
+    return model.to(device), tokenizer
+
+
+def evaluate(
+    model: str | Path,
+    eval_set: str,
+    output: Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    model_obj: Any = None,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
+    """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
+
+    model_obj / tokenizer: an already-loaded model (training passes its in-memory one); it stays on
+    its own device, and `model` then only names where it came from.
+    """
+    from tunix_rt.eval.generate import generate
+
+    if batch_size < 1 or max_new_tokens < 1:
+        raise TunixError("--batch-size and --max-new-tokens must be at least 1")
+    if limit is not None and limit < 1:
+        raise TunixError("--limit must be at least 1")
+    output = Path(output)
+    model_dir, run_dir = resolve_model_dir(model)
+    evalset = load_eval_set(eval_set)  # before the model: a typo in the set fails in a second
+    items = evalset.items[:limit] if limit is not None else evalset.items
+
+    if model_obj is None:
+        device_str, choice = _resolve_device(device)
+        dtype = _dtype_for(choice)
+        model_obj, loaded_tokenizer = load_model(model_dir, device_str, dtype)
+        tokenizer = loaded_tokenizer if tokenizer is None else tokenizer
+    else:
+        first = next(model_obj.parameters())
+        device_str, dtype = str(first.device), str(first.dtype).removeprefix("torch.")
+        if tokenizer is None:
+            tokenizer = load_model_tokenizer(model_dir)
+
+    settings = read_render_settings(model_dir) if model_dir.is_dir() else None
+    prompts = [render_for_eval(item.prompt, tokenizer, settings) for item in items]
+    started = time.perf_counter()
+    generations = generate(
+        model_obj, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device_str
+    )
+    runtime = time.perf_counter() - started
+
+    rows = []
+    for item, gen in zip(items, generations, strict=True):
+        judged = score(gen.text, item.expected_answer)
+        rows.append(
+            {
+                "id": item.id,
+                "prompt": item.prompt,
+                "prediction": gen.text,
+                "answer": judged.answer,
+                "expected": item.expected_answer,
+                "correct": judged.correct,
+                "rule": judged.rule,
+                "section": item.section,
+                "category": item.category,
+                "difficulty": item.difficulty,
+                "n_tokens": gen.n_tokens,
+                "stopped_at_eos": gen.stopped_at_eos,
+            }
+        )
+    scorecard = build_scorecard([{**row, "scored": bool(row["expected"])} for row in rows])
+    tokens = sum(gen.n_tokens for gen in generations)
+    summary = {
+        "eval_set": _eval_set_block(evalset, len(items)),
+        "model": {"path": str(model_dir), "run_id": read_run_id(run_dir)},
+        "metrics": {"answer_correctness": scorecard["accuracy"]},
+        "primary_score": scorecard["accuracy"],
+        "scorecard": scorecard,
+        "generation": {
+            "tokens": tokens,
+            "tokens_per_sec": round(tokens / runtime, 2) if runtime > 0 else None,
+            "runtime_s": round(runtime, 3),
+            "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens,
+            "device": device_str,
+            "dtype": dtype,
+            "template": settings["template"] if settings else None,
+        },
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    atomic_write_text(output / PREDICTIONS_FILE, lines)
+    atomic_write_json(output / SUMMARY_FILE, summary)
+    return summary
+
+
+def load_model_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{model_dir}: cannot load tokenizer: {exc}") from exc
+
+
+def _eval_set_block(evalset: EvalSet, n_items: int) -> dict[str, Any]:
+    return {
+        "spec": evalset.spec,
+        "key": evalset.key,
+        "path": str(evalset.path),
+        "sha256": evalset.sha256,
+        "n_items": n_items,
+        "n_available": len(evalset.items),
+    }

@@ -1,0 +1,172 @@
+"""The run directory: the evidence a stranger reads to verify a run.
+
+One object owns it during training: it decides whether the directory may be used (never
+overwrites a finished run without --overwrite), keeps `run_manifest.json` true at every moment
+(written atomically; status running -> completed | failed | interrupted), appends
+`metrics.jsonl` line by line with a flush (so `tail -f` works), and writes the human log
+`training_log.txt` without progress-bar noise.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import platform
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tunix_rt import __version__
+from tunix_rt.errors import RunDirError
+from tunix_rt.fsutil import atomic_write_json, atomic_write_text
+
+MANIFEST = "run_manifest.json"
+METRICS = "metrics.jsonl"
+LOG = "training_log.txt"
+CONFIG = "config.yaml"
+FINAL_MODEL = "final_model"
+EVAL_DIR = "eval"
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class RunDirectory:
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.log = _make_logger(path / LOG)
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool, overwrite: bool) -> RunDirectory:
+        """Create a new run directory or reopen one for --resume, refusing anything ambiguous."""
+        path = Path(path)
+        existing = read_manifest(path)
+        occupied = path.exists() and any(path.iterdir())
+        if resume:
+            if existing is None:
+                raise RunDirError(f"--resume: {path} holds no run (no {MANIFEST}); start it without --resume")
+            if existing.get("status") == "completed" and overwrite:
+                raise RunDirError("--resume and --overwrite together are ambiguous; choose one")
+            return cls(path, existing)
+        if occupied:
+            if not overwrite:
+                status = existing.get("status") if existing else None
+                hint = (
+                    "use --resume to continue it, or --overwrite to start again"
+                    if status in {"running", "interrupted", "failed"}
+                    else "pass --overwrite to replace it, or choose another --output"
+                )
+                what = f"a {status} run" if status else "files"
+                raise RunDirError(f"{path} already holds {what}; {hint}")
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {"run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}", "created_at": utc_now()}
+        return cls(path, manifest)
+
+    # --- manifest ---------------------------------------------------------------------------
+
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        timings = dict(self.manifest.get("timings", {}))
+        timings[f"{status}_at"] = utc_now()
+        self.update_manifest(status=status, error=error, timings=timings)
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def truncate_metrics_after(self, step: int) -> int:
+        """Drop metric lines past `step` (written after the checkpoint we resume from); returns how many."""
+        path = self.path / METRICS
+        if not path.is_file():
+            return 0
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        return len(lines) - len(kept)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.path / METRICS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+
+    def close(self) -> None:
+        for handler in list(self.log.handlers):
+            handler.close()
+            self.log.removeHandler(handler)
+
+
+def _make_logger(path: Path) -> logging.Logger:
+    logger = logging.getLogger(f"tunix_rt.run.{path.parent.resolve()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(file_handler)
+    logger.addHandler(_ConsoleHandler())
+    return logger
+
+
+class _ConsoleHandler(logging.Handler):
+    """Print through tqdm so log lines and the progress bar do not overwrite each other."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def versions() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    cuda = getattr(torch.version, "cuda", None)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": cuda,
+        "cudnn": cudnn,
+        "tunix_rt": __version__,
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    """The project's commit when tunix-rt runs from a git checkout (editable install)."""
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")

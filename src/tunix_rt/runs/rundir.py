@@ -1,0 +1,131 @@
+"""Read a run directory tolerantly: every piece may be missing or damaged, nothing here raises.
+
+A failed or interrupted run has no eval, a run killed early may have no metrics; the readers
+return None / [] for what is absent and record what was unreadable in `RunView.problems`, so the
+leaderboard, compare and report show "-" instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "run_manifest.json"
+METRICS = "metrics.jsonl"
+CONFIG = "config.yaml"
+EVAL_SUMMARY = "eval/eval_summary.json"
+PREDICTIONS = "eval/predictions.jsonl"
+LOSS_CURVE = "loss_curve.png"
+MISSING = "-"
+
+
+@dataclass
+class RunView:
+    path: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+    eval_summary: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """manifest value at 'a.b.c', or default when any level is missing or not a dict."""
+        return dig(self.manifest, dotted, default)
+
+    @property
+    def primary_score(self) -> float | None:
+        """From eval/eval_summary.json when present (it is the full record), else the manifest."""
+        for source in (self.eval_summary, self.get("eval")):
+            if isinstance(source, dict) and isinstance(source.get("primary_score"), (int, float)):
+                return float(source["primary_score"])
+        return None
+
+
+def dig(obj: Any, dotted: str, default: Any = None) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return default
+        obj = obj[part]
+    return obj
+
+
+def _read_json(path: Path, problems: list[str]) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name}: unreadable ({exc})")
+        return None
+
+
+def read_run(path: Path) -> RunView:
+    path = Path(path)
+    view = RunView(path=path)
+    manifest = _read_json(path / MANIFEST, view.problems)
+    if isinstance(manifest, dict):
+        view.manifest = manifest
+    elif manifest is not None:
+        view.problems.append(f"{MANIFEST}: not a JSON object")
+    elif not (path / MANIFEST).exists():
+        view.problems.append(f"{MANIFEST}: missing")
+    summary = _read_json(path / EVAL_SUMMARY, view.problems)
+    view.eval_summary = summary if isinstance(summary, dict) else None
+    return view
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Objects of a JSONL file; unparsable lines (e.g. a line cut by a crash) are left out."""
+    if not path.is_file():
+        return []
+    rows = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of a killed run is expected, not an error
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    return read_jsonl(Path(path) / METRICS)
+
+
+def loss_series(run_dir: Path) -> tuple[list[float], list[float]]:
+    """(steps, losses) from metrics.jsonl, skipping lines without a numeric step and loss."""
+    steps: list[float] = []
+    losses: list[float] = []
+    for row in read_metrics(run_dir):
+        step, loss = row.get("step"), row.get("loss")
+        if isinstance(step, (int, float)) and isinstance(loss, (int, float)):
+            steps.append(float(step))
+            losses.append(float(loss))
+    return steps, losses
+
+
+def read_predictions(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """id -> prediction row of eval/predictions.jsonl."""
+    return {str(row["id"]): row for row in read_jsonl(Path(run_dir) / PREDICTIONS) if "id" in row}
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: '-' for missing, floats rounded."""
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return str(value)

@@ -1,0 +1,140 @@
+"""Atomic checkpoints: everything needed to continue a run as if it had never stopped.
+
+A checkpoint is written into `checkpoints/.tmp-step-N-PID/` and renamed to `checkpoints/step-N/`
+only when every file is on disk, so a directory named `step-*` is always complete; a kill at any
+instant leaves at worst a `.tmp-*` directory, which is ignored and cleaned up on the next start.
+
+Contents: the model (safetensors, `save_pretrained`) and tokenizer, optimizer and scheduler state,
+RNG states (python, numpy, torch, cuda), and `trainer_state.json` (step, data-order position,
+config hash, dataset sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunix_rt.fsutil import atomic_write_json
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
+    """Delete `.tmp-*` leftovers of checkpoint writes that were killed; returns what was removed."""
+    root = run_dir / CHECKPOINTS
+    stale = [p for p in root.glob(".tmp-*")] if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    model: Any,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: dict[str, Any],
+    keep: int | None,
+) -> Path:
+    step = int(state["step"])
+    root = run_dir / CHECKPOINTS
+    final = root / checkpoint_name(step)
+    if final.is_dir() and (final / STATE_FILE).is_file():
+        return final  # this exact step is already saved (e.g. a periodic save that was also the last)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    unwrapped = getattr(model, "module", model)
+    unwrapped.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(capture_rng_state(), tmp / "rng_state.pt")
+    # trainer_state.json last: its presence is what marks a checkpoint as complete.
+    atomic_write_json(tmp / STATE_FILE, state)
+    _fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)  # an incomplete leftover under the final name (no trainer_state.json)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    if keep is not None:
+        for old in list_checkpoints(run_dir)[:-keep]:
+            shutil.rmtree(old)
+    return final
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    return json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def load_training_state(checkpoint: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """Restore optimizer, scheduler and RNGs in place; returns trainer_state.json."""
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    restore_rng_state(torch.load(checkpoint / "rng_state.pt", weights_only=False))
+    return read_state(checkpoint)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

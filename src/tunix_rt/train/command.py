@@ -1,0 +1,151 @@
+"""`tunix-rt train`: read the config, then dry-run (print the plan), launch torchrun, or train."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.config import Config, load_config, resolve_config_path
+from tunix_rt.errors import ConfigError, TunixError
+from tunix_rt.fsutil import sha256_file
+
+
+def train_command(args: argparse.Namespace) -> int:
+    config_path = resolve_config_path(args.config)
+    config, notes = load_config(config_path, args.overrides)
+    dataset = args.dataset or config.data.dataset
+    if not dataset:
+        raise ConfigError(f"{config_path}: no dataset: pass --dataset KEY|PATH or set data.dataset in the config")
+    if args.dry_run:
+        return dry_run(config, notes, dataset, Path(args.output), args.device, str(config_path))
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch_torchrun(args.nproc)
+
+    from tunix_rt.train.loop import TrainRequest, train
+
+    for note in notes:
+        print(note, file=sys.stderr)
+    request = TrainRequest(
+        config=config,
+        dataset=dataset,
+        output=Path(args.output),
+        device=args.device or config.training.device,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        config_path=str(config_path),
+        config_sha256=sha256_file(config_path),
+        notes=notes,
+        argv=["tunix-rt", *sys.argv[1:]] if sys.argv[0].endswith("tunix-rt") else sys.argv,
+    )
+    summary = train(request)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(
+            f"done: {summary['global_step']} steps, final loss {summary['final_loss']}, "
+            f"{summary['tokens_per_sec']} tokens/s; evidence in {args.output}/"
+        )
+    return 0
+
+
+def launch_torchrun(nproc: int) -> int:
+    """Re-run this very command under torchrun with N processes (PyTorch's own launcher)."""
+    argv = [a for a in sys.argv[1:]]
+    if "--nproc" in argv:
+        k = argv.index("--nproc")
+        del argv[k : k + 2]
+    argv = [a for a in argv if not a.startswith("--nproc=")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "tunix_rt", *argv]
+    print("launching: " + " ".join(command), file=sys.stderr)
+    return subprocess.call(command)
+
+
+def dry_run(config: Config, notes: list[str], dataset: str, output: Path, device: str | None, config_path: str) -> int:
+    """Validate config, dataset and device; print the plan. Exit 0 when config and data are valid.
+
+    Environment blockers (no usable GPU, a hub model that is not cached offline) are listed under
+    'blockers' rather than raised, so a config can be checked on a machine other than its target.
+    """
+    from tunix_rt.data.loader import load_traces
+    from tunix_rt.data.resolver import resolve_dataset
+
+    tcfg = config.training
+    print(f"config: {config_path} (valid)")
+    for note in notes:
+        print(f"  {note}")
+    resolved = resolve_dataset(dataset)
+    loaded = load_traces(resolved.path, skip_invalid=config.data.skip_invalid)
+    print(f"dataset: {resolved.path} — {len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:16]}")
+
+    blockers: list[str] = []
+    device_line = _plan_device(device or tcfg.device, tcfg.dtype, blockers)
+    tokenizer, model_line = _plan_tokenizer(config, loaded.traces, blockers)
+    print(f"model: {model_line}")
+    print(f"device: {device_line}")
+
+    n_examples, n_tokens, too_long = len(loaded.traces), None, 0
+    if tokenizer is not None:
+        from tunix_rt.train.tokenize import tokenize_traces
+
+        data = tokenize_traces(
+            loaded.traces, tokenizer, system_instruction=config.system_instruction, max_seq_length=tcfg.max_seq_length
+        )
+        n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
+    effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", 1))
+    per_epoch = -(-n_examples // effective)
+    total = tcfg.max_steps or max(1, int(-(-tcfg.num_epochs * per_epoch // 1)))
+    print(f"examples: {n_examples} trainable, {too_long} longer than max_seq_length={tcfg.max_seq_length} (left out)")
+    print(f"tokens: {n_tokens if n_tokens is not None else 'unknown (tokenizer unavailable)'} per epoch")
+    print(
+        f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); effective batch {effective} = "
+        f"{tcfg.batch_size} x {tcfg.gradient_accumulation_steps} accumulation; {tcfg.optimizer}, "
+        f"lr {tcfg.learning_rate} ({tcfg.lr_scheduler}, {tcfg.warmup_steps} warmup)"
+    )
+    print(f"output: {output.resolve()} ({'exists' if output.exists() else 'will be created'})")
+    if blockers:
+        print(f"ready to train here: no ({len(blockers)} blocker{'s' * (len(blockers) > 1)})")
+        for blocker in blockers:
+            print(f"  blocker: {blocker}")
+    else:
+        print("ready to train here: yes")
+    return 0
+
+
+def _plan_device(requested: str, dtype: str, blockers: list[str]) -> str:
+    from tunix_rt.device.preflight import choose_dtype, resolve_device
+
+    try:
+        choice = resolve_device(requested, probe=True)
+        return f"{choice.device} ({choice.name}; {choice.reason}), dtype {choose_dtype(choice, dtype)}"
+    except TunixError as exc:
+        blockers.append(f"device {requested!r}: {exc}")
+        return f"{requested} — not usable here (see blockers)"
+
+
+def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> tuple[Any, str]:
+    from tunix_rt.train.model import check_model_available, finish_tokenizer, train_tokenizer
+
+    if config.model.init == "scratch":
+        from tunix_rt.train.render import render_completion, render_prompt
+
+        texts = (render_prompt(t.prompt, None, config.system_instruction) + render_completion(t) for t in traces)
+        tokenizer = train_tokenizer(texts, config.model.vocab_size)
+        m = config.model
+        return tokenizer, (
+            f"{m.architecture} from scratch: hidden {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, "
+            f"BPE tokenizer of {len(tokenizer)} tokens trained on the dataset"
+        )
+    try:
+        where = check_model_available(config.model)
+    except TunixError as exc:
+        blockers.append(str(exc))
+        return None, f"{config.model.model_id} — not available here (see blockers)"
+    if where == "on the hub (will be downloaded)":
+        return None, f"{config.model.model_id} ({where})"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(config.model.model_id), local_files_only=True)
+    return finish_tokenizer(tokenizer), f"{config.model.model_id} ({where})"

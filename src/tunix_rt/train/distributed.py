@@ -1,0 +1,123 @@
+"""One process or many under torchrun: the few places where data parallelism changes the recipe.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; with WORLD_SIZE > 1 each process joins the default
+process group (gloo on CPU, nccl on CUDA), trains on its share of every effective batch, and DDP
+(or FSDP2's fully_shard) averages gradients. With one process every method here is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    _device: torch.device | None = None
+    _strategy: str = "single"
+
+    @classmethod
+    def from_env(cls) -> DistContext:
+        return cls(
+            rank=int(os.environ.get("RANK", 0)),
+            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+            local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        )
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def device_request(self, requested: str | None) -> str:
+        """Under torchrun each rank takes cuda:LOCAL_RANK when CUDA is asked for."""
+        requested = requested or "auto"
+        if self.active and requested == "cuda":
+            return f"cuda:{self.local_rank}"
+        return requested
+
+    def init(self, choice: Any) -> None:
+        self._device = torch.device(choice.device)
+        if not self.active or torch_dist.is_initialized():
+            return
+        if choice.type == "cuda":
+            torch.cuda.set_device(self._device)
+        torch_dist.init_process_group(backend="nccl" if choice.type == "cuda" else "gloo")
+
+    def barrier(self) -> None:
+        if self.active and torch_dist.is_initialized():
+            torch_dist.barrier()
+
+    def shutdown(self) -> None:
+        if self.active and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+    def gather_devices(self, device: str) -> list[str]:
+        if not self.active:
+            return [device]
+        out: list[Any] = [None] * self.world_size
+        torch_dist.all_gather_object(out, device)
+        return out
+
+    # --- the model ----------------------------------------------------------------------------
+
+    def wrap(self, model: Any, strategy: str) -> Any:
+        if not self.active:
+            return model
+        if strategy == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            # Shard each transformer block, then the root (embeddings, norm, head).
+            for module in model.modules():
+                if type(module).__name__.endswith(("DecoderLayer", "Block")):
+                    fully_shard(module)
+            fully_shard(model)
+            self._strategy = "fsdp"
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self._device.index] if self._device is not None and self._device.type == "cuda" else None
+        self._strategy = "ddp"
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def unwrap(self, model: Any) -> Any:
+        return getattr(model, "module", model)
+
+    def sync_context(self, model: Any, is_last: bool) -> contextlib.AbstractContextManager[Any]:
+        """DDP all-reduces gradients only on this rank's last micro-batch of the step."""
+        if self._strategy == "ddp" and not is_last:
+            return model.no_sync()
+        if self._strategy == "fsdp":
+            model.set_requires_gradient_sync(is_last)
+        return contextlib.nullcontext()
+
+    # --- the data -----------------------------------------------------------------------------
+
+    def my_micro_batches(self, micros: list[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
+        """This rank's micro-batches (rank r takes every world_size-th), flagged is_last.
+
+        A rank may get only empty slices at the tail of an epoch; it still yields one (empty)
+        micro-batch so that it joins the gradient all-reduce (the loop gives it zero loss).
+        """
+        mine = micros[self.rank :: self.world_size]
+        non_empty = [m for m in mine if len(m)] or mine[:1]
+        for k, micro in enumerate(non_empty):
+            yield micro, k == len(non_empty) - 1
+
+    def all_reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
+        return value

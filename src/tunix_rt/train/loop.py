@@ -1,0 +1,492 @@
+"""The SFT recipe, top to bottom: device, run directory, data, model, loop, final model, evidence.
+
+Every component it calls has one job (see docs/architecture.md); this file is the order they run
+in and the training step itself, so it can be read without jumping files.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from tunix_rt.config import RESUME_SAFE_KEYS, Config, diff_configs
+from tunix_rt.data.loader import load_traces
+from tunix_rt.data.resolver import resolve_dataset
+from tunix_rt.device.envfiles import write_environment_files
+from tunix_rt.device.preflight import choose_dtype, resolve_device
+from tunix_rt.errors import ConfigError, RunDirError, TrainingError
+from tunix_rt.evidence import CONFIG, EVAL_DIR, FINAL_MODEL, RunDirectory, utc_now, versions
+from tunix_rt.fsutil import atomic_write_json, atomic_write_text
+from tunix_rt.train import checkpoint as ckpt
+from tunix_rt.train.batching import collate, epoch_batches, micro_batches, steps_per_epoch
+from tunix_rt.train.distributed import DistContext
+from tunix_rt.train.flops import FlopCounter
+from tunix_rt.train.model import (
+    build_scratch_model,
+    count_parameters,
+    load_pretrained,
+    train_tokenizer,
+)
+from tunix_rt.train.optim import build_optimizer, build_scheduler
+from tunix_rt.train.render import render_completion, render_prompt, template_kind
+from tunix_rt.train.tokenize import tokenize_traces
+
+RENDER_FILE = "tunix_rt_render.json"
+
+
+@dataclass
+class TrainRequest:
+    """Everything `tunix-rt train` decided before training starts."""
+
+    config: Config
+    dataset: str
+    output: Path
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+    config_path: str | None = None
+    config_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+    stop_after_steps: int | None = None
+    """Tests only: stop (as if killed) after this many optimizer steps in this process."""
+
+
+def train(req: TrainRequest) -> dict[str, Any]:
+    """Run SFT as the request says; returns the run manifest's summary."""
+    cfg, tcfg = req.config, req.config.training
+    dist = DistContext.from_env()
+    _quiet_library_progress_bars()
+
+    # 1. Device first: a device we cannot use is refused before anything is loaded or written.
+    choice = resolve_device(dist.device_request(req.device))
+    dtype_name = choose_dtype(choice, tcfg.dtype)
+    device = torch.device(choice.device)
+    dist.init(choice)
+
+    # 2. The run directory (rank 0 writes the evidence; other ranks only read checkpoints).
+    run = RunDirectory.open(req.output, resume=req.resume, overwrite=req.overwrite) if dist.is_main else None
+    dist.barrier()
+    log = run.log if run else _quiet_logger()
+    resume_from = ckpt.latest_checkpoint(req.output) if req.resume else None
+    if run:
+        for stale in ckpt.remove_partial_checkpoints(req.output):
+            log.info(f"removed an incomplete checkpoint write: {stale.name}")
+        for note in req.notes:
+            log.info(note)
+        log.info(f"device: {choice.device} ({choice.name}); {choice.reason}; dtype {dtype_name}")
+        if req.resume:
+            _check_resume_config(req.output, cfg)
+        atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
+        write_environment_files(req.output)
+        run.update_manifest(
+            status="running",
+            command=req.argv or sys.argv,
+            config={"path": req.config_path, "sha256": cfg.sha256(), "file_sha256": req.config_sha256,
+                    "resolved": cfg.to_dict(), "notes": req.notes},
+            device={"type": choice.type, "name": choice.name, "capability": choice.capability,
+                    "count": choice.count, "world_size": dist.world_size, "reason": choice.reason,
+                    "rank_devices": dist.gather_devices(choice.device)},
+            versions=versions(),
+            seed=tcfg.seed,
+            error=None,
+        )
+    else:
+        dist.gather_devices(choice.device)
+
+    try:
+        summary = _train(req, run, log, dist, choice, dtype_name, device, resume_from)
+    except KeyboardInterrupt:
+        if run:
+            run.set_status("interrupted")
+            log.info("interrupted (Ctrl-C): a checkpoint was saved; continue with --resume")
+        raise
+    except BaseException as exc:
+        if run:
+            run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+            log.info(f"failed: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if run:
+            run.close()
+        dist.shutdown()
+    return summary
+
+
+def _train(
+    req: TrainRequest,
+    run: RunDirectory | None,
+    log: Any,
+    dist: DistContext,
+    choice: Any,
+    dtype_name: str,
+    device: torch.device,
+    resume_from: Path | None,
+) -> dict[str, Any]:
+    cfg, tcfg = req.config, req.config.training
+    _seed_everything(tcfg.seed)
+
+    # 3. Data: resolve, load (no silent skipping), and keep the dataset's identity for the manifest.
+    resolved = resolve_dataset(req.dataset)
+    loaded = load_traces(resolved.path, skip_invalid=cfg.data.skip_invalid)
+    if not loaded.traces:
+        raise TrainingError(f"dataset {resolved.path} has no valid traces")
+    log.info(f"dataset: {resolved.path} ({len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:12]})")
+
+    # 4. Tokenizer and model: from the checkpoint on resume, else from the hub/local dir or scratch.
+    if resume_from is not None:
+        tokenizer, model = load_pretrained(cfg.model, source=resume_from)
+        log.info(f"resuming from {resume_from.name}")
+    elif cfg.model.init == "scratch":
+        texts = (render_prompt(t.prompt, None, cfg.system_instruction) + render_completion(t) for t in loaded.traces)
+        tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
+        model = build_scratch_model(cfg.model, tokenizer, max_positions=tcfg.max_seq_length)
+    else:
+        tokenizer, model = load_pretrained(cfg.model)
+    n_params = count_parameters(model)
+    model.to(device)
+    log.info(f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters")
+
+    # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
+    data = tokenize_traces(
+        loaded.traces, tokenizer, system_instruction=cfg.system_instruction, max_seq_length=tcfg.max_seq_length
+    )
+    if data.too_long:
+        log.info(
+            f"{data.too_long} of {len(loaded.traces)} examples are longer than max_seq_length="
+            f"{tcfg.max_seq_length} and are left out whole (first: lines {[i + 1 for i in data.too_long_examples[:5]]})"
+        )
+
+    # 6. The schedule: steps from max_steps, else from num_epochs (a float).
+    effective_batch = tcfg.batch_size * tcfg.gradient_accumulation_steps * dist.world_size
+    per_epoch = steps_per_epoch(len(data), effective_batch)
+    total_steps = tcfg.max_steps or max(1, math.ceil(tcfg.num_epochs * per_epoch))
+    shuffle_seed = cfg.data.shuffle_seed if cfg.data.shuffle_seed is not None else tcfg.seed
+    lengths = data.lengths
+
+    model = dist.wrap(model, cfg.training.strategy)
+    optimizer = build_optimizer(model, tcfg.optimizer, tcfg.learning_rate, tcfg.weight_decay, device)
+    scheduler = build_scheduler(optimizer, tcfg.lr_scheduler, tcfg.warmup_steps, total_steps)
+
+    step, epoch, batch_in_epoch, tokens_seen, examples_seen = 0, 0, 0, 0, 0
+    if resume_from is not None:
+        state = ckpt.load_training_state(resume_from, optimizer, scheduler)
+        if state["dataset_sha256"] != loaded.sha256:
+            raise RunDirError(
+                f"--resume: the dataset changed since {resume_from.name} (sha256 {state['dataset_sha256'][:12]} "
+                f"-> {loaded.sha256[:12]}); resuming on other data would not reproduce the run"
+            )
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        tokens_seen, examples_seen = state["tokens_seen"], state["examples_seen"]
+        if run:
+            dropped = run.truncate_metrics_after(step)
+            if dropped:
+                log.info(f"dropped {dropped} metric lines logged after {resume_from.name} (their steps are redone)")
+        if step >= total_steps:
+            log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
+
+    compute_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "float16")
+    flops = FlopCounter.for_model(model, n_params, choice, dtype_name)
+    if run:
+        run.update_manifest(
+            dataset={"spec": req.dataset, "key": resolved.key, "path": str(resolved.path), "sha256": loaded.sha256,
+                     "count": len(loaded.traces), "skipped": loaded.skipped, "duplicates": loaded.duplicates,
+                     "conversions": loaded.conversions, "too_long": data.too_long, "trained_examples": len(data)},
+            model={"id": cfg.model.model_id, "init": cfg.model.init, "revision": cfg.model.revision,
+                   "architecture": type(getattr(model, "module", model)).__name__, "parameters": n_params,
+                   "dtype": dtype_name, "attn_implementation": cfg.model.attn_implementation},
+            tokenizer={"class": type(tokenizer).__name__, "vocab_size": len(tokenizer),
+                       "template": template_kind(tokenizer), "trained_from_scratch": cfg.model.init == "scratch"},
+            plan={"examples": len(data), "effective_batch": effective_batch, "steps_per_epoch": per_epoch,
+                  "total_steps": total_steps, "start_step": step, "peak_gflops": flops.peak_gflops},
+        )
+    log.info(
+        f"plan: {len(data)} examples, effective batch {effective_batch} "
+        f"({tcfg.batch_size} x {tcfg.gradient_accumulation_steps} accumulation x {dist.world_size} processes), "
+        f"{total_steps} steps ({total_steps / per_epoch:.2f} epochs), {tcfg.optimizer}, lr {tcfg.learning_rate}"
+    )
+
+    def save(reason: str) -> None:
+        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "tokens_seen": tokens_seen,
+                 "examples_seen": examples_seen, "config_sha256": req.config.sha256(),
+                 "dataset_sha256": loaded.sha256, "saved_at": utc_now(), "reason": reason}
+        if dist.is_main:
+            path = ckpt.save_checkpoint(req.output, model=model, tokenizer=tokenizer, optimizer=optimizer,
+                                        scheduler=scheduler, state=state, keep=tcfg.save_total_limit)
+            log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
+        dist.barrier()
+
+    # 7. The loop. Host syncs (.item()) happen once per optimizer step for the NaN check, and
+    #    the rest of the numbers are read only at logging steps.
+    model.train()
+    n_micro = tcfg.gradient_accumulation_steps * dist.world_size
+    pad_id = tokenizer.pad_token_id
+    steps_this_process, process_tokens, process_examples = 0, 0, 0
+    loop_seconds, checkpoint_seconds = 0.0, 0.0
+    window = {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
+               disable=not dist.is_main or not sys.stderr.isatty())
+    try:
+        while step < total_steps:
+            batches = epoch_batches(lengths, effective_batch, seed=shuffle_seed, epoch=epoch, shuffle=cfg.data.shuffle)
+            while batch_in_epoch < len(batches) and step < total_steps:
+                started = time.perf_counter()
+                batch = batches[batch_in_epoch]
+                # Normalise by the completion tokens of the whole effective batch (all ranks, all
+                # micro-batches), so accumulation and data parallelism equal one big batch.
+                loss_tokens = int(data.completion_lengths[batch].sum())
+                step_loss = torch.zeros((), device=device)
+                for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
+                    with dist.sync_context(model, is_last):
+                        loss_sum = _micro_batch_loss(model, data, micro, pad_id, device, compute_dtype)
+                        scaler.scale(loss_sum / loss_tokens).backward()
+                    step_loss += loss_sum.detach()
+                step_loss = dist.all_reduce_sum(step_loss)
+                loss_value = step_loss.item() / loss_tokens
+                if not math.isfinite(loss_value):
+                    raise TrainingError(
+                        f"loss is {loss_value} at step {step + 1} (epoch {epoch}, batch {batch_in_epoch}): "
+                        "training stopped before the update; lower training.learning_rate or use float32"
+                    )
+                scaler.unscale_(optimizer)
+                grad_norm = _clip_grad_norm(model, tcfg.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+
+                step += 1
+                batch_in_epoch += 1
+                steps_this_process += 1
+                batch_tokens = int(lengths[batch].sum())
+                tokens_seen += batch_tokens
+                examples_seen += len(batch)
+                process_tokens += batch_tokens
+                process_examples += len(batch)
+                elapsed = time.perf_counter() - started
+                loop_seconds += elapsed
+                window["tokens"] += batch_tokens
+                window["examples"] += len(batch)
+                window["seconds"] += elapsed
+                window["loss_sum"] += float(step_loss)
+                window["loss_tokens"] += loss_tokens
+                bar.update(1)
+
+                if step % tcfg.logging_steps == 0 or step == total_steps:
+                    record = {
+                        "step": step,
+                        "epoch": round(step / per_epoch, 4),
+                        "loss": window["loss_sum"] / window["loss_tokens"],
+                        "lr": scheduler.get_last_lr()[0],
+                        "grad_norm": float(grad_norm),
+                        "tokens": tokens_seen,
+                        "tokens_per_sec": window["tokens"] / window["seconds"],
+                        "samples_per_sec": window["examples"] / window["seconds"],
+                        "mfu": flops.mfu(window["tokens"], window["examples"], window["seconds"]),
+                        "elapsed_s": round(loop_seconds, 3),
+                    }
+                    window = {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_sec']:.0f}")
+                    if run:
+                        run.append_metrics(record)
+                    log.info(
+                        f"step {step}/{total_steps} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+                        f"grad_norm {record['grad_norm']:.3f} tok/s {record['tokens_per_sec']:.0f}"
+                    )
+                last_of_run = step >= total_steps
+                if tcfg.save_every_steps and step % tcfg.save_every_steps == 0 and not last_of_run:
+                    t0 = time.perf_counter()
+                    save("periodic")
+                    checkpoint_seconds += time.perf_counter() - t0
+                if req.stop_after_steps is not None and steps_this_process >= req.stop_after_steps and not last_of_run:
+                    raise _SimulatedKill()
+            if batch_in_epoch >= len(batches):
+                epoch, batch_in_epoch = epoch + 1, 0
+    except KeyboardInterrupt:
+        bar.close()
+        save("interrupted")
+        raise
+    bar.close()
+    t0 = time.perf_counter()
+    save("final")
+    checkpoint_seconds += time.perf_counter() - t0
+
+    # 8. The final model: a plain save_pretrained directory, loadable without tunix-rt.
+    final_dir = req.output / FINAL_MODEL
+    unwrapped = dist.unwrap(model)
+    if dist.is_main:
+        _save_final_model(unwrapped, tokenizer, final_dir, cfg)
+    dist.barrier()
+
+    summary = _summary(run, step, per_epoch, loop_seconds, checkpoint_seconds, tokens_seen,
+                       process_tokens, process_examples, steps_this_process, device, flops)
+    if not run:
+        return summary
+    run.update_manifest(summary=summary)
+
+    # 9. Evaluation (optional) joins the manifest and the metrics.
+    if tcfg.eval_set:
+        from tunix_rt.eval.runner import evaluate
+
+        log.info(f"evaluating on {tcfg.eval_set}")
+        result = evaluate(final_dir, tcfg.eval_set, req.output / EVAL_DIR, device=choice.device,
+                          batch_size=tcfg.eval_batch_size, max_new_tokens=tcfg.eval_max_new_tokens,
+                          model_obj=unwrapped, tokenizer=tokenizer)
+        headline = {"eval_set": tcfg.eval_set, "primary_score": result["primary_score"],
+                    "n_items": result["scorecard"]["n_items"],
+                    "format_compliance": result["scorecard"]["format_compliance"]}
+        run.update_manifest(eval=headline)
+        run.append_metrics({"step": step, "eval_primary_score": result["primary_score"],
+                            "eval_format_compliance": headline["format_compliance"], "eval_set": tcfg.eval_set})
+        log.info(f"eval: primary_score {result['primary_score']:.3f} on {headline['n_items']} items")
+
+    run.set_status("completed")
+    from tunix_rt.runs.report import write_run_readme
+
+    write_run_readme(req.output)
+    log.info(f"completed: {step} steps, final loss {summary['final_loss']}, evidence in {req.output}")
+    return summary
+
+
+# --- helpers used once by the recipe above ------------------------------------------------------
+
+
+class _SimulatedKill(BaseException):
+    """Raised by TrainRequest.stop_after_steps: ends the process's work like kill -9 would."""
+
+
+def _micro_batch_loss(
+    model: Any, data: Any, micro: np.ndarray, pad_id: int, device: torch.device, compute_dtype: torch.dtype | None
+) -> torch.Tensor:
+    """Summed cross-entropy over the micro-batch's completion tokens (normalised by the caller)."""
+    if len(micro) == 0:
+        # A rank with no examples at the tail of an epoch still joins the gradient all-reduce.
+        dummy = torch.full((1, 1), pad_id, device=device)
+        return model(input_ids=dummy).logits.sum() * 0.0
+    input_ids, labels = collate(data, micro, pad_id)
+    input_ids, labels = input_ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
+        logits = model(input_ids=input_ids).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="sum")
+
+
+def _quiet_library_progress_bars() -> None:
+    # transformers 5 draws a progress bar for every save_pretrained; the run log should read cleanly.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _clip_grad_norm(model: Any, max_norm: float | None) -> torch.Tensor:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if max_norm is None:
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+
+
+def _check_resume_config(run_dir: Path, cfg: Config) -> None:
+    import yaml
+
+    saved_path = run_dir / CONFIG
+    if not saved_path.is_file():
+        raise RunDirError(f"--resume: {saved_path} is missing; the run cannot be checked against this config")
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    changed = diff_configs(saved, cfg.to_dict())
+    unsafe = {k: v for k, v in changed.items() if k not in RESUME_SAFE_KEYS and not k.startswith("provenance")}
+    if unsafe:
+        lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in unsafe.items())
+        raise ConfigError(
+            f"--resume refused: the config changed in ways that would not reproduce the run ({lines}). "
+            f"Safe to change on resume: {', '.join(sorted(RESUME_SAFE_KEYS))}"
+        )
+
+
+def _save_final_model(model: Any, tokenizer: Any, final_dir: Path, cfg: Config) -> None:
+    """save_pretrained into a temp directory, then rename: final_model/ is complete or absent."""
+    import shutil
+
+    tmp = final_dir.with_name(f".tmp-{final_dir.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    atomic_write_json(tmp / RENDER_FILE, {"template": template_kind(tokenizer),
+                                          "system_instruction": cfg.system_instruction})
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    tmp.rename(final_dir)
+
+
+def _summary(
+    run: RunDirectory | None,
+    step: int,
+    per_epoch: int,
+    loop_seconds: float,
+    checkpoint_seconds: float,
+    tokens_seen: int,
+    process_tokens: int,
+    process_examples: int,
+    steps_this_process: int,
+    device: torch.device,
+    flops: FlopCounter,
+) -> dict[str, Any]:
+    """The manifest's summary. Speeds describe this process's own steps and the loop alone
+    (a resumed run reports the part it trained; checkpoint writes are timed apart)."""
+    final_loss = None
+    if run and (run.path / "metrics.jsonl").is_file():
+        import json
+
+        records = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        losses = [r["loss"] for r in records if "loss" in r]
+        final_loss = round(losses[-1], 6) if losses else None
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:  # ru_maxrss is KiB on Linux: the process's peak resident memory
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    speed = loop_seconds if loop_seconds > 0 else float("nan")
+    return {
+        "global_step": step,
+        "epochs": round(step / per_epoch, 4),
+        "final_loss": final_loss,
+        "train_runtime_s": round(loop_seconds, 3),
+        "train_tokens": tokens_seen,
+        "tokens_per_sec": round(process_tokens / speed, 1) if loop_seconds else None,
+        "samples_per_sec": round(process_examples / speed, 2) if loop_seconds else None,
+        "peak_memory_mb": round(peak_mb, 1),
+        "checkpoint_s": round(checkpoint_seconds, 3),
+        "steps_this_process": steps_this_process,
+        "mfu": flops.overall_mfu(),
+    }
+
+
+def _yaml(obj: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True)
+
+
+def _quiet_logger() -> Any:
+    import logging
+
+    logger = logging.getLogger("tunix_rt.run.worker")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger

@@ -1,0 +1,175 @@
+"""Model and tokenizer: from the hub, from a local directory, or built from scratch.
+
+From scratch (the embedded default; nothing can be downloaded on an offline machine): a BPE
+tokenizer trained on the training texts with the `tokenizers` library, digits always split one by
+one (so arithmetic sees every digit the same way), then a small Llama/GPT-2/Qwen2 built from its
+config with `from_config`. Both are saved with `save_pretrained`, so the result loads with plain
+`AutoTokenizer` / `AutoModelForCausalLM`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from tunix_rt.config import ModelConfig
+from tunix_rt.errors import ModelError
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
+
+
+# --- tokenizer ---------------------------------------------------------------------------------
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer trained on `texts`, wrapped as a PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
+
+
+def finish_tokenizer(tokenizer: Any) -> Any:
+    """Batches need a pad id; models like GPT-2 ship without one, so reuse EOS (masked out anyway)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int) -> Any:
+    """A freshly initialised model of cfg.architecture sized by the cfg fields."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config
+
+    common = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,
+    }
+    intermediate = cfg.intermediate_size or 4 * cfg.hidden_size
+    if cfg.architecture == "gpt2":
+        config = GPT2Config(
+            n_embd=cfg.hidden_size,
+            n_layer=cfg.num_layers,
+            n_head=cfg.num_heads,
+            n_inner=intermediate,
+            n_positions=max_positions,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
+        )
+    else:
+        config_cls = LlamaConfig if cfg.architecture == "llama" else Qwen2Config
+        config = config_cls(
+            hidden_size=cfg.hidden_size,
+            intermediate_size=intermediate,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_heads,
+            max_position_embeddings=max_positions,
+            **common,
+        )
+    return AutoModelForCausalLM.from_config(config, attn_implementation=cfg.attn_implementation)
+
+
+def load_pretrained(cfg: ModelConfig, source: str | Path | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local directory or the hub; offline misses explained, no traceback.
+
+    `source` overrides cfg.model_id (resume loads from a checkpoint directory).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = str(source or cfg.model_id)
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if source is None and cfg.revision:
+        kwargs["revision"] = cfg.revision
+    if not Path(name).is_dir():
+        kwargs["local_files_only"] = not hub_reachable()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, attn_implementation=cfg.attn_implementation, dtype=torch.float32, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(explain_load_failure(name, cfg.revision, exc, kwargs.get("local_files_only"))) from exc
+    return finish_tokenizer(tokenizer), model
+
+
+def check_model_available(cfg: ModelConfig) -> str:
+    """For --dry-run: 'local directory', 'in the local cache' or 'on the hub'; ModelError if none."""
+    from transformers import AutoConfig
+
+    name = str(cfg.model_id)
+    if Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise ModelError(f"model directory {name} has no config.json (not a save_pretrained directory)")
+        return "local directory"
+    kwargs: dict[str, Any] = {"revision": cfg.revision} if cfg.revision else {}
+    try:
+        AutoConfig.from_pretrained(name, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs)
+        return "in the local Hugging Face cache"
+    except (OSError, ValueError) as exc:
+        if not hub_reachable():
+            raise ModelError(explain_load_failure(name, cfg.revision, exc, True)) from exc
+    return "on the hub (will be downloaded)"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """False when offline mode is set or the hub's host does not resolve/answer quickly.
+
+    Without this check transformers retries for ~25 s before admitting it is offline.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def explain_load_failure(name: str, revision: str | None, exc: Exception, offline: bool | None) -> str:
+    text = str(exc)
+    rev = f" (revision {revision})" if revision else ""
+    if offline:
+        return (
+            f"model '{name}'{rev} is not in the local Hugging Face cache and the hub cannot be reached "
+            f"(offline). Either download it on a connected machine (`huggingface-cli download {name}`) "
+            "into the same HF_HOME, or set model.model_id to a local save_pretrained directory, or train "
+            "from scratch with model.init: scratch."
+        )
+    if "gated" in text.lower() or "401" in text or "403" in text:
+        return (
+            f"model '{name}'{rev} is gated: accept its licence on its hub page and log in "
+            f"(`huggingface-cli login` or HF_TOKEN). Hub said: {text.splitlines()[0]}"
+        )
+    return f"cannot load model '{name}'{rev}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+def count_parameters(model: Any) -> int:
+    # Tied embeddings are one tensor; count each parameter once.
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -1,0 +1,68 @@
+"""Batched greedy decoding gives exactly the text of one-at-a-time decoding (left padding done right)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from helpers_models import make_tiny_model, make_tokenizer
+
+from tunix_rt.eval.generate import _trim, encode_prompt, generate
+
+PROMPTS = [
+    f"Question: What is {i} + {i * 7 % 13}?\nReasoning:\n" + "and then " * (i % 5) for i in range(11)
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tokenizer()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_batched_equals_one_at_a_time(arch: str, tokenizer) -> None:
+    model = make_tiny_model(arch, tokenizer)
+    lengths = {len(encode_prompt(tokenizer, p)) for p in PROMPTS}
+    assert len(lengths) > 3  # the batches really are padded
+    batched = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=4, device="cpu")
+    single = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=1, device="cpu")
+    assert batched == single
+    assert all(g.n_tokens == 12 and not g.stopped_at_eos for g in batched)
+
+    # Stop mid-way on a token the model does produce: rows finish at different steps.
+    counts: Counter[int] = Counter()
+    for prompt in PROMPTS:
+        ids = torch.tensor([encode_prompt(tokenizer, prompt)])
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+        counts[int(out[0, ids.shape[1] + 3])] += 1
+    stop = counts.most_common(1)[0][0]
+    batched = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=4, device="cpu", stop_ids=[stop])
+    single = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=1, device="cpu", stop_ids=[stop])
+    assert batched == single
+    assert any(g.stopped_at_eos for g in batched)
+    assert all(g.n_tokens <= 12 for g in batched)
+
+
+def test_output_order_follows_input(tokenizer) -> None:
+    model = make_tiny_model("gpt2", tokenizer)
+    forward = generate(model, tokenizer, PROMPTS, max_new_tokens=4, batch_size=3, device="cpu")
+    backward = generate(model, tokenizer, PROMPTS[::-1], max_new_tokens=4, batch_size=3, device="cpu")
+    assert forward == backward[::-1]
+    assert generate(model, tokenizer, [], max_new_tokens=4, batch_size=3, device="cpu") == []
+
+
+def test_encode_prompt_bos_only_when_tokenizer_adds_it(tokenizer) -> None:
+    plain = encode_prompt(tokenizer, "Question: hi")
+    assert plain == tokenizer("Question: hi", add_special_tokens=False).input_ids
+    tokenizer.add_bos_token = True  # what a Llama/Gemma tokenizer says
+    try:
+        assert encode_prompt(tokenizer, "Question: hi") == [tokenizer.bos_token_id, *plain]
+    finally:
+        tokenizer.add_bos_token = False
+
+
+def test_trim_stops_at_first_stop_token() -> None:
+    assert _trim([5, 6, 2, 7, 2], {2}) == ([5, 6], True)
+    assert _trim([5, 6, 7], {2}) == ([5, 6, 7], False)
+    assert _trim([2], {2}) == ([], True)
