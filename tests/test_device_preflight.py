@@ -40,6 +40,7 @@ def test_auto_on_this_machine_is_cpu_with_a_reason():
 def test_cpu_requested():
     choice = resolve_device("cpu")
     assert choice.reason == "requested" and choice.probe is None
+    assert resolve_device(None).device == "cpu"  # None means auto
 
 
 @pytest.mark.parametrize("value", ["tpu", "TPU", "tpu:0"])
@@ -66,7 +67,7 @@ def test_cuda_on_a_faked_rtx_5090_under_a_cu126_build_names_sm_120():
     message = str(info.value)
     assert "sm_120 (NVIDIA GeForce RTX 5090) is not in this PyTorch build's arch list sm_50…sm_90" in message
     assert "whl/cu128" in message and "570.26" in message
-    assert info.value.reason.startswith("cuda:0 cannot be used")
+    assert info.value.reason.startswith("cuda:0: sm_120")
 
 
 def test_auto_skips_the_faked_5090_and_says_so():

@@ -1,5 +1,6 @@
 """`tunix-rt doctor` end to end: this machine, a faked RTX 5090, and the evidence files."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -128,3 +129,22 @@ def test_write_environment_files_with_a_given_report(tmp_path):
     assert [p.name for p in paths] == ENV_FILES
     check = (tmp_path / "cuda_check.txt").read_text()
     assert "gpu 0: NVIDIA H100 80GB HBM3 sm_90 compatible=True" in check and "gflops=50000.0" in check
+
+
+def test_only_the_requested_gpu_is_probed():
+    second = dataclasses.replace(fakes.H100, index=1)
+    view = fakes.fake_view((fakes.H100, second), fakes.ARCH_LIST_CU126)
+    probed = {
+        g["index"]: g["probe"] is not None
+        for g in doctor.collect_report("cuda:1", view=view, cpu_peak_size=None)["gpus"]
+    }
+    assert probed == {0: False, 1: True}
+    report = doctor.collect_report("cpu", view=view, cpu_peak_size=None)
+    assert all(g["probe"] is None for g in report["gpus"]) and report["device"]["device"] == "cpu"
+    assert all(g["probe"] for g in doctor.collect_report("auto", view=view, cpu_peak_size=None)["gpus"])
+
+
+def test_write_environment_files_collects_its_own_report_for_the_run_device(tmp_path):
+    paths = write_environment_files(tmp_path, requested="cpu")
+    assert [p.name for p in paths] == ENV_FILES
+    assert "requested: cpu" in (tmp_path / "cuda_check.txt").read_text()

@@ -66,7 +66,9 @@ def generate_jsonl(spec: DatasetSpec, seed: int, size: int) -> tuple[str, list[R
     return text, traces
 
 
-def build_dataset(key: str, output_dir: str | Path, *, seed: int | None = None, size: int | None = None) -> BuildResult:
+def build_dataset(
+    key: str, output_dir: str | Path, *, seed: int | None = None, size: int | None = None
+) -> BuildResult:
     """Write OUTPUT/dataset.jsonl then OUTPUT/manifest.json; same (key, seed, size) -> same JSONL bytes."""
     spec = lookup(key)
     seed, size = effective_params(spec, seed, size)

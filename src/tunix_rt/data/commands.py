@@ -21,8 +21,17 @@ def _print_json(obj: Any) -> None:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    datasets = [{"key": s.key, "version": s.version, "description": s.description, "default_seed": s.default_seed,
-                 "default_size": s.default_size, "sizable": s.sizable} for s in DATASETS.values()]
+    datasets = [
+        {
+            "key": s.key,
+            "version": s.version,
+            "description": s.description,
+            "default_seed": s.default_seed,
+            "default_size": s.default_size,
+            "sizable": s.sizable,
+        }
+        for s in DATASETS.values()
+    ]
     evalsets = [{"key": key, "file": name, "description": desc} for key, (name, desc) in EVAL_SETS.items()]
     if args.json:
         _print_json({"datasets": datasets, "eval_sets": evalsets})
@@ -48,8 +57,13 @@ def build_command(args: argparse.Namespace) -> int:
 def _summary(results: list[LoadResult]) -> dict[str, int]:
     invalid = sum(len({p.line for p in r.errors}) for r in results)
     records = sum(r.records for r in results)
-    return {"files": len(results), "records": records, "valid": records - invalid, "invalid": invalid,
-            "duplicates": sum(r.duplicates for r in results)}
+    return {
+        "files": len(results),
+        "records": records,
+        "valid": records - invalid,
+        "invalid": invalid,
+        "duplicates": sum(r.duplicates for r in results),
+    }
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -64,33 +78,54 @@ def validate_command(args: argparse.Namespace) -> int:
     summary["unreadable"] = len(unreadable)
     failed = bool(unreadable) or summary["invalid"] > 0
     if args.json:
-        _print_json({
-            "ok": not failed,
-            **summary,
-            "files_detail": [{"file": str(r.path), "records": r.records, "invalid": len({p.line for p in r.errors}),
-                              "duplicates": r.duplicates, "sha256": r.sha256, "conversions": r.conversions}
-                             for r in results],
-            "problems": [{"file": p.file, "line": p.line, "field": p.field, "message": p.message, "level": p.level}
-                         for r in results for p in r.problems],
-            "unreadable": unreadable,
-        })
+        _print_json(
+            {
+                "ok": not failed,
+                **summary,
+                "files_detail": [
+                    {
+                        "file": str(r.path),
+                        "records": r.records,
+                        "invalid": len({p.line for p in r.errors}),
+                        "duplicates": r.duplicates,
+                        "sha256": r.sha256,
+                        "conversions": r.conversions,
+                    }
+                    for r in results
+                ],
+                "problems": [
+                    {"file": p.file, "line": p.line, "field": p.field, "message": p.message, "level": p.level}
+                    for r in results
+                    for p in r.problems
+                ],
+                "unreadable": unreadable,
+            }
+        )
         return 1 if failed else 0
     for r in results:
         for p in r.problems:
             print(f"{p}" if p.level == "error" else f"{p} (warning)")
     for message in unreadable:
         print(message)
-    print(f"{summary['files']} files, {summary['records']} records, {summary['valid']} valid, "
-          f"{summary['invalid']} invalid, {summary['duplicates']} duplicates"
-          + (f", {len(unreadable)} unreadable" if unreadable else ""))
+    print(
+        f"{summary['files']} files, {summary['records']} records, {summary['valid']} valid, "
+        f"{summary['invalid']} invalid, {summary['duplicates']} duplicates"
+        + (f", {len(unreadable)} unreadable" if unreadable else "")
+    )
     return 1 if failed else 0
 
 
 def stats_command(args: argparse.Namespace) -> int:
     resolved = resolve_dataset(args.dataset)
     result = load_traces(resolved.path)
-    stats = {"dataset": args.dataset, "path": str(resolved.path), "sha256": result.sha256,
-             "duplicates": result.duplicates, "conversions": result.conversions, **trace_stats(result.traces)}
+    stats = {
+        "dataset": args.dataset,
+        "path": str(resolved.path),
+        "sha256": result.sha256,
+        "duplicates": result.duplicates,
+        "conversions": result.conversions,
+        **trace_stats(result.traces),
+    }
     if args.json:
         _print_json(stats)
         return 0
@@ -98,7 +133,9 @@ def stats_command(args: argparse.Namespace) -> int:
     print(f"  traces      {stats['count']} ({stats['duplicates']} duplicates)")
     s = stats["steps"]
     print(f"  steps       min {s['min']}, mean {s['mean']}, max {s['max']}")
-    print(f"  prompt      {stats['prompt_chars_mean']} chars mean; answer {stats['answer_chars_mean']} chars mean")
+    print(
+        f"  prompt      {stats['prompt_chars_mean']} chars mean; answer {stats['answer_chars_mean']} chars mean"
+    )
     if result.conversions:
         print(f"  converted   {', '.join(f'{k}: {v}' for k, v in result.conversions.items())}")
     print("  categories")

@@ -119,12 +119,19 @@ def split_completion(completion: str) -> tuple[list[str], str]:
     return steps, answer
 
 
-def _from_prompt_completion(record: dict[str, Any], converted_from: str = PROMPT_COMPLETION) -> dict[str, Any]:
+def _from_prompt_completion(
+    record: dict[str, Any], converted_from: str = PROMPT_COMPLETION
+) -> dict[str, Any]:
     prompt = _string(record, "prompt")
     steps, answer = split_completion(_string(record, "completion"))
     if not steps:
         raise ConversionError("completion", "no reasoning lines (only blank lines or an answer line)")
-    return {"prompt": prompt, "steps": _steps(steps), "final_answer": answer, "meta": _meta(record, "meta", converted_from)}
+    return {
+        "prompt": prompt,
+        "steps": _steps(steps),
+        "final_answer": answer,
+        "meta": _meta(record, "meta", converted_from),
+    }
 
 
 def _from_gsm8k(record: dict[str, Any]) -> dict[str, Any]:
@@ -160,11 +167,16 @@ def _from_chat(record: dict[str, Any]) -> dict[str, Any]:
         raise ConversionError("messages", "no assistant turn")
     user = max((n for n in range(last_assistant) if messages[n]["role"] == "user"), default=None)
     if user is None:
-        raise ConversionError("messages", f"no user turn before the assistant turn messages[{last_assistant}]")
+        raise ConversionError(
+            "messages", f"no user turn before the assistant turn messages[{last_assistant}]"
+        )
     try:
         converted = _from_prompt_completion(
-            {"prompt": messages[user]["content"], "completion": messages[last_assistant]["content"],
-             "meta": record.get("meta")},
+            {
+                "prompt": messages[user]["content"],
+                "completion": messages[last_assistant]["content"],
+                "meta": record.get("meta"),
+            },
             converted_from=CHAT,
         )
     except ConversionError as exc:

@@ -89,35 +89,50 @@ def scan_file(path: str | Path) -> LoadResult:
     first_seen: dict[tuple[Any, ...], int] = {}
     name = str(path)
     try:
-        handle = open(path, "rb")
+        with open(path, "rb") as handle:
+            _scan(handle, name, result, digest, conversions, first_seen)
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with handle:
-        for line_no, raw, too_long in _lines(handle, digest):
-            if not too_long and not raw.strip():
-                continue
-            result.records += 1
-            problems, trace, conversion = _parse_line(name, line_no, raw, too_long)
-            if problems:
-                result.problems.extend(problems)
-                result.skipped += 1
-                continue
-            assert trace is not None
-            if conversion:
-                conversions[conversion] += 1
-            identity = trace.identity()
-            if identity in first_seen:
-                result.duplicates += 1
-                result.problems.append(
-                    Problem(name, line_no, "record", f"duplicate of line {first_seen[identity]} "
-                            "(same prompt, steps and final_answer)", WARNING)
-                )
-            else:
-                first_seen[identity] = line_no
-            result.traces.append(trace)
     result.conversions = dict(sorted(conversions.items()))
     result.sha256 = digest.hexdigest()
     return result
+
+
+def _scan(
+    handle: BinaryIO,
+    name: str,
+    result: LoadResult,
+    digest: Any,
+    conversions: Counter[str],
+    first_seen: dict[tuple[Any, ...], int],
+) -> None:
+    for line_no, raw, too_long in _lines(handle, digest):
+        if not too_long and not raw.strip():
+            continue
+        result.records += 1
+        problems, trace, conversion = _parse_line(name, line_no, raw, too_long)
+        if problems:
+            result.problems.extend(problems)
+            result.skipped += 1
+            continue
+        assert trace is not None
+        if conversion:
+            conversions[conversion] += 1
+        identity = trace.identity()
+        if identity in first_seen:
+            result.duplicates += 1
+            result.problems.append(
+                Problem(
+                    name,
+                    line_no,
+                    "record",
+                    f"duplicate of line {first_seen[identity]} (same prompt, steps and final_answer)",
+                    WARNING,
+                )
+            )
+        else:
+            first_seen[identity] = line_no
+        result.traces.append(trace)
 
 
 def _lines(handle: BinaryIO, digest: Any):
@@ -169,7 +184,8 @@ def _parse_line(
         trace = ReasoningTrace.model_validate(native)
     except ValidationError as exc:
         problems = [
-            Problem(name, line_no, _field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)
+            Problem(name, line_no, _field_path(err["loc"]), err["msg"].removeprefix("Value error, "))
+            for err in exc.errors(include_url=False)
         ]
         return problems, None, None
     return [], trace, conversion

@@ -59,7 +59,9 @@ def cache_subdir(key: str, seed: int, size: int) -> str:
     return f"{key}-v{DATASETS[key].version}-seed{seed}-n{size}"
 
 
-def _cached_build(spec: str, key: str, size: int | None, seed: int | None, cache_dir: Path) -> ResolvedDataset:
+def _cached_build(
+    spec: str, key: str, size: int | None, seed: int | None, cache_dir: Path
+) -> ResolvedDataset:
     seed, size = effective_params(DATASETS[key], seed, size)
     target = cache_dir / "datasets" / cache_subdir(key, seed, size)
     if (target / DATASET_FILE).is_file() and (target / MANIFEST_FILE).is_file():
@@ -68,7 +70,9 @@ def _cached_build(spec: str, key: str, size: int | None, seed: int | None, cache
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     except OSError as exc:
-        raise DataError(f"cannot create the dataset cache under {target.parent}: {exc} (set ${CACHE_ENV})") from exc
+        raise DataError(
+            f"cannot create the dataset cache under {target.parent}: {exc} (set ${CACHE_ENV})"
+        ) from exc
     try:
         build_dataset(key, tmp, seed=seed, size=size)
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 SCHEMA_VERSION = "1.0"
 MAX_PROMPT_CHARS = 50_000
@@ -52,14 +52,15 @@ class ReasoningTrace(BaseModel):
             raise ValueError("is blank")
         return value
 
-    @model_validator(mode="after")
-    def _unique_step_indices(self) -> ReasoningTrace:
+    @field_validator("steps")
+    @classmethod
+    def _unique_step_indices(cls, steps: list[TraceStep]) -> list[TraceStep]:
         seen: set[int] = set()
-        for step in self.steps:
+        for step in steps:
             if step.i in seen:
                 raise ValueError(f"step index i={step.i} occurs more than once")
             seen.add(step.i)
-        return self
+        return steps
 
     def identity(self) -> tuple[str, str, tuple[tuple[int, str, str], ...]]:
         """What makes two records duplicates: same prompt, final answer and steps."""

@@ -12,8 +12,14 @@ from tunix_rt.data.schema import ReasoningTrace
 def trace_stats(traces: Sequence[ReasoningTrace]) -> dict[str, Any]:
     """Counts, per-category counts, steps min/mean/max, prompt and answer chars mean."""
     if not traces:
-        return {"count": 0, "categories": {}, "task_types": {}, "steps": {"min": 0, "mean": 0.0, "max": 0},
-                "prompt_chars_mean": 0.0, "answer_chars_mean": 0.0}
+        return {
+            "count": 0,
+            "categories": {},
+            "task_types": {},
+            "steps": {"min": 0, "mean": 0.0, "max": 0},
+            "prompt_chars_mean": 0.0,
+            "answer_chars_mean": 0.0,
+        }
     steps = [len(t.steps) for t in traces]
     categories = Counter(str(t.meta.get("category", "(none)")) for t in traces)
     task_types = Counter(str(t.meta.get("task_type", "(none)")) for t in traces)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,21 @@ def _driver_only_gpus(view: MachineView) -> list[dict[str, Any]]:
     return rows
 
 
+def _probe_targets(requested: str, view: MachineView) -> set[int]:
+    """Which GPUs get a kernel probe: all for auto, only the named one for cuda[:N], none for cpu/mps.
+
+    A probe opens a CUDA context (hundreds of MB) on its GPU; a training rank that writes its env
+    files must not open one on every other rank's GPU.
+    """
+    text = (requested or "auto").strip().lower()
+    if text == "auto":
+        return {gpu.index for gpu in view.gpus}
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if match and view.gpus:
+        return {int(match.group(1)) if match.group(1) else view.gpus[0].index}
+    return set()
+
+
 def collect_report(
     requested: str = "auto",
     *,
@@ -59,7 +75,8 @@ def collect_report(
     view = view or current_view()
     assessments = {}
     if cuda_blocker(view) is None:
-        assessments = {gpu.index: assess_gpu(gpu, view, probe=probe) for gpu in view.gpus}
+        targets = _probe_targets(requested, view) if probe else set()
+        assessments = {gpu.index: assess_gpu(gpu, view, probe=gpu.index in targets) for gpu in view.gpus}
     gpus = [a.to_dict() for a in assessments.values()] or _driver_only_gpus(view)
 
     try:
@@ -70,7 +87,7 @@ def collect_report(
     except DeviceError as exc:
         choice, usable = None, False
         remedy = getattr(exc, "remedy", None)
-        verdict = f"{requested} is not usable: {getattr(exc, 'reason', str(exc))}"
+        verdict = f"{requested} is not usable — {getattr(exc, 'reason', str(exc))}"
         recommended = resolve_device("auto", probe=probe, view=view, assessments=assessments).device
 
     cpu = view.cpu
@@ -159,17 +176,19 @@ def render_human(report: dict[str, Any]) -> str:
             lines.append("    – probe         not run")
         elif probe["ok"]:
             lines.append(
-                f"    ✔ probe         {probe['dtype']} {probe['size']}² matmul {probe['gflops']:g} GFLOP/s,"
+                f"    ✔ probe         {probe['dtype']} {probe['size']}² matmul matches the CPU;"
+                f" {probe['gflops']:g} GFLOP/s at {probe.get('gflops_size', probe['size'])}²,"
                 f" {probe.get('memory_allocated_mb')} MB allocated"
             )
         else:
-            lines.append(f"    ✖ probe         {probe['error']}")
+            lines.append(f"    ✖ probe         {(probe['error'] or '').splitlines()[0]}")
         lines.append(f"    {_mark(gpu['compatible'])} compatible")
         if gpu["remedy"] and not gpu["compatible"]:
             lines.append(f"    remedy: {gpu['remedy']}")
     lines.append(f"{_mark(report['usable'])} {report['verdict']}")
     if not report["usable"]:
-        if report["remedy"]:
+        shown = {gpu["remedy"] for gpu in report["gpus"] if not gpu["compatible"]}
+        if report["remedy"] and report["remedy"] not in shown:  # say each remedy once
             lines.append(f"  remedy: {report['remedy']}")
         lines.append(f"  usable instead: --device {report['recommended_device']}")
     return "\n".join(lines)

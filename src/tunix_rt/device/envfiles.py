@@ -107,9 +107,15 @@ def pip_freeze_text() -> str:
     return done.stdout
 
 
-def write_environment_files(directory: Path, report: dict | None = None) -> list[Path]:
-    """env_info.txt, torch_version.txt, cuda_check.txt, nvidia_smi.txt, pip_freeze.txt in `directory`."""
-    report = report if report is not None else collect_report("auto")
+def write_environment_files(
+    directory: Path, report: dict | None = None, *, requested: str = "auto"
+) -> list[Path]:
+    """env_info.txt, torch_version.txt, cuda_check.txt, nvidia_smi.txt, pip_freeze.txt in `directory`.
+
+    Without a report, one is collected for `requested`; a training run should pass its own device
+    (e.g. "cuda:3") so that only that GPU is probed.
+    """
+    report = report if report is not None else collect_report(requested)
     contents = {
         "env_info.txt": env_info_text(report),
         "torch_version.txt": torch_version_text(report),

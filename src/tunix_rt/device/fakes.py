@@ -16,7 +16,13 @@ from tunix_rt.device.view import MachineView
 ARCH_LIST_CU126 = ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")
 # ... and of a cu128 wheel, which adds Blackwell.
 ARCH_LIST_CU128 = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
-NO_KERNEL_IMAGE = "CUDA error: no kernel image is available for execution on the device"
+# What torch raises when the build has no kernel for the GPU (first line is the fact).
+NO_KERNEL_IMAGE = (
+    "CUDA error: no kernel image is available for execution on the device\n"
+    "CUDA kernel errors might be asynchronously reported at some other API call, "
+    "so the stacktrace below might be incorrect.\n"
+    "For debugging consider passing CUDA_LAUNCH_BLOCKING=1"
+)
 
 RTX_5090 = GpuInfo(0, "NVIDIA GeForce RTX 5090", "sm_120", (12, 0), 32607, 31890)
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", "sm_90", (9, 0), 81559, 80995)
@@ -38,6 +44,7 @@ def fake_runner(error: str | None = None, rel_error: float = 1e-4):
             "size": size,
             "seconds": seconds,
             "gflops": 50000.0,
+            "gflops_size": 4096,
             "max_rel_error": rel_error,
             "tolerance": 3e-2,
             "memory_allocated_mb": 0.8,

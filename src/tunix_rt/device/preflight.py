@@ -172,7 +172,14 @@ def assess_gpu(
         compatible, reason = False, driver_reason
         remedy = f"update the NVIDIA driver ({driver_reason}); {remedy}"
     elif result is not None and not result["ok"]:
-        compatible, reason = False, f"kernel probe failed on cuda:{gpu.index}: {result['error']}"
+        # CUDA errors carry advice lines (CUDA_LAUNCH_BLOCKING=1 ...); the first line is the fact.
+        first_line = result["error"].splitlines()[0] if result["error"] else "unknown error"
+        compatible, reason = False, f"kernel probe failed on cuda:{gpu.index}: {first_line}"
+        # The arch list claims this GPU, yet a kernel failed: the install is inconsistent.
+        remedy = (
+            f"reinstall a PyTorch build with kernels for {gpu.arch} and make sure nothing on LD_LIBRARY_PATH "
+            f"shadows the wheel's CUDA libraries, then rerun `tunix-rt doctor --device cuda:{gpu.index}`; {remedy}"
+        )
     else:
         compatible = True
         probe_text = (
@@ -266,7 +273,7 @@ def _resolve_cuda(
     gpu = view.gpus[visible.index(target)]
     a = (assessments or {}).get(target) or assess_gpu(gpu, view, probe=probe)
     if not a.compatible:
-        raise _error(f"cuda:{target} cannot be used: {a.reason}", a.remedy or remedy_for(gpu.arch))
+        raise _error(f"cuda:{target}: {a.reason}", a.remedy or remedy_for(gpu.arch))
     return _gpu_choice(view, a, "requested")
 
 

@@ -25,7 +25,7 @@ EVIDENCE = (
     ("config.yaml", "the fully resolved config the run used (defaults and overrides applied)"),
     ("metrics.jsonl", "the training happened: loss, lr, grad norm and throughput at every logged step"),
     ("training_log.txt", "the human log of the run, warnings included"),
-    (LOSS_CURVE, "the loss went down (drawn from metrics.jsonl)"),
+    (LOSS_CURVE, "how the training loss moved (drawn from metrics.jsonl)"),
     ("env_info.txt", "the machine: OS, Python, CPU/GPU"),
     ("torch_version.txt", "the exact PyTorch build and its CUDA/arch support"),
     ("cuda_check.txt", "the GPU kernel probe result (or why the CPU was used)"),

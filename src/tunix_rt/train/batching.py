@@ -48,10 +48,12 @@ def epoch_batches(
 
 
 def micro_batches(batch: np.ndarray, lengths: np.ndarray, n_micro: int) -> list[np.ndarray]:
-    """Split an effective batch into n_micro length-sorted slices (some may be empty at the tail)."""
+    """Split an effective batch into n_micro length-sorted slices of near-equal size.
+
+    A slice is empty only when the batch has fewer examples than n_micro (an epoch's last batch).
+    """
     ordered = batch[np.argsort(lengths[batch], kind="stable")]
-    size = math.ceil(len(ordered) / n_micro)
-    return [ordered[i * size : (i + 1) * size] for i in range(n_micro)]
+    return list(np.array_split(ordered, n_micro))
 
 
 def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

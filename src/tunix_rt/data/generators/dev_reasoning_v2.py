@@ -22,13 +22,60 @@ REASONING_TEMPLATES = 6
 COUNTS = {"reasoning": 385, "synthetic": 110, "golden_style": 35, "edge_case": 20}
 
 WORDS = [
-    "reason", "model", "python", "garden", "silver", "planet", "window", "bridge", "candle", "forest",
-    "rocket", "marble", "pencil", "butter", "castle", "dragon", "island", "jacket", "kitten", "ladder",
-    "mirror", "number", "orange", "pepper", "quartz", "rabbit", "saddle", "tunnel", "velvet", "wander",
-    "yellow", "zipper", "anchor", "basket", "cotton", "dinner",
+    "reason",
+    "model",
+    "python",
+    "garden",
+    "silver",
+    "planet",
+    "window",
+    "bridge",
+    "candle",
+    "forest",
+    "rocket",
+    "marble",
+    "pencil",
+    "butter",
+    "castle",
+    "dragon",
+    "island",
+    "jacket",
+    "kitten",
+    "ladder",
+    "mirror",
+    "number",
+    "orange",
+    "pepper",
+    "quartz",
+    "rabbit",
+    "saddle",
+    "tunnel",
+    "velvet",
+    "wander",
+    "yellow",
+    "zipper",
+    "anchor",
+    "basket",
+    "cotton",
+    "dinner",
 ]
-FRUITS = ["apple", "banana", "cherry", "date", "elderberry", "fig", "grape", "lemon", "mango", "peach",
-          "plum", "kiwi", "melon", "lime", "pear"]
+FRUITS = [
+    "apple",
+    "banana",
+    "cherry",
+    "date",
+    "elderberry",
+    "fig",
+    "grape",
+    "lemon",
+    "mango",
+    "peach",
+    "plum",
+    "kiwi",
+    "melon",
+    "lime",
+    "pear",
+]
 # (member, group singular, group plural, super singular, super plural)
 TAXONOMY = [
     ("goldfish", "fish", "fish", "animal", "animals"),
@@ -71,11 +118,25 @@ def generate(seed: int = 42, size: int = SIZE) -> list[dict[str, Any]]:
         else:
             raise RuntimeError(f"{task_type}: cannot find a new prompt")
         seen.add(prompt)
-        meta = {"dataset": DATASET, "generator": GENERATOR, "seed": seed, "category": category,
-                "task_type": task_type, "index": index, "inputs": inputs}
+        meta = {
+            "dataset": DATASET,
+            "generator": GENERATOR,
+            "seed": seed,
+            "category": category,
+            "task_type": task_type,
+            "index": index,
+            "inputs": inputs,
+        }
         records.append(trace(prompt, steps, answer, meta))
 
-    reasoning = [_train_distance, _percent_of, _cost_per_item, _add_tens_ones, _subtract_borrow, _multiply_partials]
+    reasoning = [
+        _train_distance,
+        _percent_of,
+        _cost_per_item,
+        _add_tens_ones,
+        _subtract_borrow,
+        _multiply_partials,
+    ]
     for n in range(COUNTS["reasoning"]):
         make = reasoning[n % REASONING_TEMPLATES]
         add("reasoning", make.__name__.lstrip("_"), n, make)
@@ -118,7 +179,12 @@ def _percent_of(rng: random.Random):
         ("multiply", f"{base} × {percent} = {product}"),
         ("divide", f"{product} ÷ 100 = {fmt(Fraction(product, 100))}"),
     ]
-    return f"What is {percent}% of {base}?", steps, fmt(Fraction(product, 100)), {"percent": percent, "base": base}
+    return (
+        f"What is {percent}% of {base}?",
+        steps,
+        fmt(Fraction(product, 100)),
+        {"percent": percent, "base": base},
+    )
 
 
 def _cost_per_item(rng: random.Random):
@@ -151,8 +217,12 @@ def subtraction_steps(a: int, b: int) -> list[tuple[str, str]]:
     ta, oa, tb, ob = a // 10, a % 10, b // 10, b % 10
     steps = [("setup", f"Subtract {b} from {a}, ones first")]
     if oa < ob:
-        steps.append(("ones", f"Ones: {oa} is less than {ob}, so borrow 1 ten: {oa + 10} - {ob} = {oa + 10 - ob}"))
-        steps.append(("tens", f"Tens: {ta} - 1 = {ta - 1} after borrowing, then {ta - 1} - {tb} = {ta - 1 - tb}"))
+        steps.append(
+            ("ones", f"Ones: {oa} is less than {ob}, so borrow 1 ten: {oa + 10} - {ob} = {oa + 10 - ob}")
+        )
+        steps.append(
+            ("tens", f"Tens: {ta} - 1 = {ta - 1} after borrowing, then {ta - 1} - {tb} = {ta - 1 - tb}")
+        )
     else:
         steps.append(("ones", f"Ones: {oa} - {ob} = {oa - ob}"))
         steps.append(("tens", f"Tens: {ta} - {tb} = {ta - tb}"))
@@ -163,7 +233,12 @@ def subtraction_steps(a: int, b: int) -> list[tuple[str, str]]:
 def _subtract_borrow(rng: random.Random):
     a = rng.randint(20, 99)
     b = rng.randint(10, a)
-    return f"Calculate {a} - {b} showing your work.", subtraction_steps(a, b), str(a - b), {"a": a, "b": b, "op": "-"}
+    return (
+        f"Calculate {a} - {b} showing your work.",
+        subtraction_steps(a, b),
+        str(a - b),
+        {"a": a, "b": b, "op": "-"},
+    )
 
 
 def _multiply_partials(rng: random.Random):
@@ -187,58 +262,76 @@ def _arithmetic(rng: random.Random):
     if op == "-" and a < b:
         a, b = b, a  # the prompt does not ask for a negative result, so none is produced
     if op == "+":
-        steps = [("tens", f"Tens: {a - a % 10} + {b - b % 10} = {a - a % 10 + b - b % 10}"),
-                 ("ones", f"Ones: {a % 10} + {b % 10} = {a % 10 + b % 10}"),
-                 ("result", f"Result: {a - a % 10 + b - b % 10} + {a % 10 + b % 10} = {a + b}")]
+        steps = [
+            ("tens", f"Tens: {a - a % 10} + {b - b % 10} = {a - a % 10 + b - b % 10}"),
+            ("ones", f"Ones: {a % 10} + {b % 10} = {a % 10 + b % 10}"),
+            ("result", f"Result: {a - a % 10 + b - b % 10} + {a % 10 + b % 10} = {a + b}"),
+        ]
         answer = a + b
     elif op == "-":
-        steps = [("count_up", f"Count up from {b} to {a}: {b} + {a - b} = {a}"),
-                 ("result", f"Result: {a} - {b} = {a - b}")]
+        steps = [
+            ("count_up", f"Count up from {b} to {a}: {b} + {a - b} = {a}"),
+            ("result", f"Result: {a} - {b} = {a - b}"),
+        ]
         answer = a - b
     else:
-        steps = [("ones", f"{a} * {b % 10} = {a * (b % 10)}"),
-                 ("tens", f"{a} * {b - b % 10} = {a * (b - b % 10)}"),
-                 ("result", f"Result: {a * (b % 10)} + {a * (b - b % 10)} = {a * b}")]
+        steps = [
+            ("ones", f"{a} * {b % 10} = {a * (b % 10)}"),
+            ("tens", f"{a} * {b - b % 10} = {a * (b - b % 10)}"),
+            ("result", f"Result: {a * (b % 10)} + {a * (b - b % 10)} = {a * b}"),
+        ]
         answer = a * b
     return f"Calculate: {a} {op} {b}", steps, str(answer), {"a": a, "b": b, "op": op}
 
 
 def _string_reverse(rng: random.Random):
     word = rng.choice(WORDS)
-    steps = [("letters", f"Letters of '{word}': {', '.join(word)}"),
-             ("reverse", f"From last to first: {', '.join(reversed(word))}"),
-             ("result", f"Reversed: '{word[::-1]}'")]
+    steps = [
+        ("letters", f"Letters of '{word}': {', '.join(word)}"),
+        ("reverse", f"From last to first: {', '.join(reversed(word))}"),
+        ("result", f"Reversed: '{word[::-1]}'"),
+    ]
     return f"Reverse the string: '{word}'", steps, word[::-1], {"text": word}
 
 
 def _string_sort(rng: random.Random):
     letters = "".join(rng.sample("ABCDEFGHIJKLMNOPQRSTUVWXYZ", rng.randint(5, 8)))
     ordered = "".join(sorted(letters))
-    steps = [("letters", f"Letters: {', '.join(letters)}"),
-             ("order", f"In alphabetical order: {', '.join(ordered)}"),
-             ("result", f"Sorted: {ordered}")]
+    steps = [
+        ("letters", f"Letters: {', '.join(letters)}"),
+        ("order", f"In alphabetical order: {', '.join(ordered)}"),
+        ("result", f"Sorted: {ordered}"),
+    ]
     return f"Sort these characters alphabetically: {letters}", steps, ordered, {"text": letters}
 
 
 def _logic(rng: random.Random):
     if rng.random() < 0.6:
         member, group, groups, sup, sups = rng.choice(TAXONOMY)
-        prompt = rng.choice([
-            f"If all {groups} are {sups}, and this is a {member} (which is a {group}), is it a {sup}?",
-            f"All {groups} are {sups}. A {member} is a {group}. Is a {member} a {sup}?",
-        ])
-        steps = [("premise", f"Given: all {groups} are {sups}"),
-                 ("fact", f"A {member} is a {group}"),
-                 ("deduction", f"So the {member} is a {sup}")]
+        prompt = rng.choice(
+            [
+                f"If all {groups} are {sups}, and this is a {member} (which is a {group}), is it a {sup}?",
+                f"All {groups} are {sups}. A {member} is a {group}. Is a {member} a {sup}?",
+            ]
+        )
+        steps = [
+            ("premise", f"Given: all {groups} are {sups}"),
+            ("fact", f"A {member} is a {group}"),
+            ("deduction", f"So the {member} is a {sup}"),
+        ]
         return prompt, steps, "Yes", {"rule": "all", "member": member, "group": group, "target": sup}
     groups, group, member, other, others = rng.choice(DISJOINT)
-    prompt = rng.choice([
-        f"If no {groups} are {others}, and {member} is a {group}, is {member} a {other}?",
-        f"No {groups} are {others}. {member[0].upper() + member[1:]} is a {group}. Is {member} a {other}?",
-    ])
-    steps = [("premise", f"Given: no {groups} are {others}"),
-             ("fact", f"{member} is a {group}"),
-             ("deduction", f"So {member} cannot be a {other}")]
+    prompt = rng.choice(
+        [
+            f"If no {groups} are {others}, and {member} is a {group}, is {member} a {other}?",
+            f"No {groups} are {others}. {member[0].upper() + member[1:]} is a {group}. Is {member} a {other}?",
+        ]
+    )
+    steps = [
+        ("premise", f"Given: no {groups} are {others}"),
+        ("fact", f"{member} is a {group}"),
+        ("deduction", f"So {member} cannot be a {other}"),
+    ]
     return prompt, steps, "No", {"rule": "none", "member": member, "group": group, "target": other}
 
 
@@ -252,7 +345,21 @@ def _text_repeat(rng: random.Random):
     return f"Repeat '{word}' {times} times", steps, out, {"text": word, "times": times}
 
 
-SENTENCE_FILLERS = ["the", "red", "is", "and", "a", "green", "on", "table", "near", "big", "old", "my", "basket"]
+SENTENCE_FILLERS = [
+    "the",
+    "red",
+    "is",
+    "and",
+    "a",
+    "green",
+    "on",
+    "table",
+    "near",
+    "big",
+    "old",
+    "my",
+    "basket",
+]
 
 
 def _word_count(rng: random.Random):
@@ -262,9 +369,11 @@ def _word_count(rng: random.Random):
         words.insert(rng.randint(0, len(words)), target)
     sentence = " ".join(words).capitalize()
     positions = [n + 1 for n, w in enumerate(sentence.lower().split()) if w == target]
-    steps = [("split", f"The sentence has {len(words)} words"),
-             ("search", f"'{target}' is at word position(s) {', '.join(map(str, positions))}"),
-             ("count", f"Found {len(positions)} occurrence(s)")]
+    steps = [
+        ("split", f"The sentence has {len(words)} words"),
+        ("search", f"'{target}' is at word position(s) {', '.join(map(str, positions))}"),
+        ("count", f"Found {len(positions)} occurrence(s)"),
+    ]
     prompt = f"How many times does '{target}' appear in: \"{sentence}\""
     return prompt, steps, str(len(positions)), {"target": target, "sentence": sentence}
 
@@ -283,39 +392,138 @@ def _edge_cases() -> list[tuple[str, Callable[[], tuple]]]:
     cases: list[tuple[str, tuple]] = [
         ("minimal_steps", ("What is 1 + 1?", [("answer", "1 + 1 = 2")], "2", {})),
         ("minimal_steps", ("What is 9 - 4?", [("answer", "9 - 4 = 5")], "5", {})),
-        ("long_prompt", (long_prompt, [("focus", "The question is at the end: 3 + 4"), ("calc", "3 + 4 = 7")], "7", {})),
-        ("long_prompt", (("Background: " + "numbers are useful. " * 80) + "What is 6 × 5?",
-                         [("focus", "The question is at the end: 6 × 5"), ("calc", "6 × 5 = 30")], "30", {})),
-        ("special_chars", ("What is the result of 'hello' + \"world\" with <special> & chars?",
-                           [("parse", "Concatenate 'hello' and 'world'"), ("result", "Result: helloworld")],
-                           "helloworld", {})),
-        ("special_chars", ("Remove the symbols from: a#b$c%d", [("parse", "Keep letters: a, b, c, d"),
-                                                                 ("result", "Result: abcd")], "abcd", {})),
-        ("unicode", ("Reverse the string: 'café'", [("letters", "Letters: c, a, f, é"),
-                                                   ("result", "Reversed: 'éfac'")], "éfac", {})),
+        (
+            "long_prompt",
+            (long_prompt, [("focus", "The question is at the end: 3 + 4"), ("calc", "3 + 4 = 7")], "7", {}),
+        ),
+        (
+            "long_prompt",
+            (
+                ("Background: " + "numbers are useful. " * 80) + "What is 6 × 5?",
+                [("focus", "The question is at the end: 6 × 5"), ("calc", "6 × 5 = 30")],
+                "30",
+                {},
+            ),
+        ),
+        (
+            "special_chars",
+            (
+                "What is the result of 'hello' + \"world\" with <special> & chars?",
+                [("parse", "Concatenate 'hello' and 'world'"), ("result", "Result: helloworld")],
+                "helloworld",
+                {},
+            ),
+        ),
+        (
+            "special_chars",
+            (
+                "Remove the symbols from: a#b$c%d",
+                [("parse", "Keep letters: a, b, c, d"), ("result", "Result: abcd")],
+                "abcd",
+                {},
+            ),
+        ),
+        (
+            "unicode",
+            (
+                "Reverse the string: 'café'",
+                [("letters", "Letters: c, a, f, é"), ("result", "Reversed: 'éfac'")],
+                "éfac",
+                {},
+            ),
+        ),
         ("unicode", ("Wie viel ist 7 × 8? Antworte mit einer Zahl.", [("calc", "7 × 8 = 56")], "56", {})),
-        ("punctuation", ("What is... 2 + 2???", [("parse", "Ignore the extra punctuation: 2 + 2"),
-                                                  ("calc", "2 + 2 = 4")], "4", {})),
-        ("punctuation", ("Quick!!! What's 10 - 3?!", [("parse", "Ignore the extra punctuation: 10 - 3"),
-                                                      ("calc", "10 - 3 = 7")], "7", {})),
-        ("many_steps", ("Count from 1 to 5", [*(("count", str(n)) for n in range(1, 6)),
-                                              ("summary", "Counted from 1 to 5")], "1, 2, 3, 4, 5", {})),
-        ("many_steps", ("Add 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 one number at a time",
-                        [("add", f"{sum(range(1, n))} + {n} = {sum(range(1, n + 1))}") for n in range(2, 9)],
-                        "36", {})),
-        ("numbers_only", ("12345", [("read", "The prompt is the number 12345 with no question"),
-                                    ("echo", "Echo it back: 12345")], "12345", {})),
-        ("numbers_only", ("7 7 7 = ?", [("read", "Three sevens added: 7 + 7 = 14"), ("calc", "14 + 7 = 21")],
-                          "21", {})),
-        ("whitespace_answer", ("Add spaces between each letter of 'abc'", [("process", "Put a space between letters"),
-                                                                          ("result", "a b c")], "a b c", {})),
-        ("whitespace_answer", ("   What   is   6 × 7 ?   ", [("parse", "Ignore the extra spaces: 6 × 7"),
-                                                             ("calc", "6 × 7 = 42")], "42", {})),
-        ("newlines", ("Format this as a list: apple, banana, cherry",
-                      [("format", "Put each item on its own numbered line"), ("output", "1. apple\n2. banana\n3. cherry")],
-                      "1. apple\n2. banana\n3. cherry", {})),
-        ("newlines", ("Add these numbers:\n4\n5\n6", [("read", "The numbers are 4, 5 and 6"),
-                                                    ("calc", "4 + 5 = 9, 9 + 6 = 15")], "15", {})),
+        (
+            "punctuation",
+            (
+                "What is... 2 + 2???",
+                [("parse", "Ignore the extra punctuation: 2 + 2"), ("calc", "2 + 2 = 4")],
+                "4",
+                {},
+            ),
+        ),
+        (
+            "punctuation",
+            (
+                "Quick!!! What's 10 - 3?!",
+                [("parse", "Ignore the extra punctuation: 10 - 3"), ("calc", "10 - 3 = 7")],
+                "7",
+                {},
+            ),
+        ),
+        (
+            "many_steps",
+            (
+                "Count from 1 to 5",
+                [*(("count", str(n)) for n in range(1, 6)), ("summary", "Counted from 1 to 5")],
+                "1, 2, 3, 4, 5",
+                {},
+            ),
+        ),
+        (
+            "many_steps",
+            (
+                "Add 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 one number at a time",
+                [("add", f"{sum(range(1, n))} + {n} = {sum(range(1, n + 1))}") for n in range(2, 9)],
+                "36",
+                {},
+            ),
+        ),
+        (
+            "numbers_only",
+            (
+                "12345",
+                [
+                    ("read", "The prompt is the number 12345 with no question"),
+                    ("echo", "Echo it back: 12345"),
+                ],
+                "12345",
+                {},
+            ),
+        ),
+        (
+            "numbers_only",
+            ("7 7 7 = ?", [("read", "Three sevens added: 7 + 7 = 14"), ("calc", "14 + 7 = 21")], "21", {}),
+        ),
+        (
+            "whitespace_answer",
+            (
+                "Add spaces between each letter of 'abc'",
+                [("process", "Put a space between letters"), ("result", "a b c")],
+                "a b c",
+                {},
+            ),
+        ),
+        (
+            "whitespace_answer",
+            (
+                "   What   is   6 × 7 ?   ",
+                [("parse", "Ignore the extra spaces: 6 × 7"), ("calc", "6 × 7 = 42")],
+                "42",
+                {},
+            ),
+        ),
+        (
+            "newlines",
+            (
+                "Format this as a list: apple, banana, cherry",
+                [
+                    ("format", "Put each item on its own numbered line"),
+                    ("output", "1. apple\n2. banana\n3. cherry"),
+                ],
+                "1. apple\n2. banana\n3. cherry",
+                {},
+            ),
+        ),
+        (
+            "newlines",
+            (
+                "Add these numbers:\n4\n5\n6",
+                [("read", "The numbers are 4, 5 and 6"), ("calc", "4 + 5 = 9, 9 + 6 = 15")],
+                "15",
+                {},
+            ),
+        ),
         ("minimal_prompt", ("2+2?", [("calc", "2 + 2 = 4")], "4", {})),
         ("minimal_prompt", ("5*3", [("calc", "5 × 3 = 15")], "15", {})),
     ]

@@ -10,7 +10,6 @@ dev-reasoning-v2 (normalised for case and spacing). A test regenerates the file 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from tunix_rt.data.generators import dev_reasoning_v2, reasoning_mix
@@ -30,15 +29,17 @@ def build_heldout() -> list[dict[str, Any]]:
     items = []
     for n, record in enumerate(records, start=1):
         steps = len(record["steps"])
-        items.append({
-            "id": f"mix-heldout-{n:03d}",
-            "prompt": record["prompt"],
-            "expected_answer": record["final_answer"],
-            # Items whose answer needs several dependent steps are where showing work should pay off.
-            "section": "trace_sensitive" if steps >= TRACE_SENSITIVE_MIN_STEPS else "core",
-            "category": record["meta"]["category"],
-            "difficulty": "easy" if steps <= 1 else "medium" if steps <= 3 else "hard",
-        })
+        items.append(
+            {
+                "id": f"mix-heldout-{n:03d}",
+                "prompt": record["prompt"],
+                "expected_answer": record["final_answer"],
+                # Items whose answer needs several dependent steps are where showing work should pay off.
+                "section": "trace_sensitive" if steps >= TRACE_SENSITIVE_MIN_STEPS else "core",
+                "category": record["meta"]["category"],
+                "difficulty": "easy" if steps <= 1 else "medium" if steps <= 3 else "hard",
+            }
+        )
     return items
 
 

@@ -73,7 +73,9 @@ def normalise_prompt(prompt: str) -> str:
     return " ".join(prompt.lower().split())
 
 
-def generate(seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE, *, exclude: set[str] | None = None) -> list[dict[str, Any]]:
+def generate(
+    seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE, *, exclude: set[str] | None = None
+) -> list[dict[str, Any]]:
     """`size` traces with unique prompts; `exclude` holds normalised prompts that must not appear."""
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")

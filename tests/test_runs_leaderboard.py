@@ -1,0 +1,56 @@
+"""`runs list`: discovery one and two levels deep, sorting with missing values last, never a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers_runs import make_run
+
+from tunix_rt.cli import main
+from tunix_rt.errors import RunDirError
+from tunix_rt.runs.leaderboard import leaderboard
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    make_run(tmp_path, "a", score=0.25, final_loss=0.9, created_at="2026-01-01T10:00:00+00:00")
+    make_run(tmp_path, "b", score=0.75, final_loss=1.1, correct={"x": True, "y": True, "z": False, "w": True})
+    make_run(tmp_path / "sweep", "c", score=None, final_loss=None, status="failed")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run_manifest.json").write_text("{torn")
+    (tmp_path / "not-a-run").mkdir()
+    return tmp_path
+
+
+def test_default_sort_is_score_desc_missing_last(root: Path) -> None:
+    rows = leaderboard(root)
+    assert [r["run"] for r in rows] == ["b", "a", "broken", "sweep/c"]
+    assert rows[0]["primary_score"] == 0.75  # from eval/eval_summary.json
+    assert rows[1]["primary_score"] == 0.25  # from the manifest's eval headline
+    assert rows[2]["status"] == "unreadable manifest" and rows[2]["model"] is None
+    assert rows[3]["status"] == "failed" and rows[3]["final_loss"] is None
+
+
+def test_other_sorts(root: Path) -> None:
+    assert [r["run"] for r in leaderboard(root, "final_loss")][:2] == ["a", "b"]
+    assert [r["run"] for r in leaderboard(root, "run")] == ["a", "b", "broken", "sweep/c"]
+    with pytest.raises(RunDirError, match="cannot sort by 'nope'"):
+        leaderboard(root, "nope")
+    with pytest.raises(RunDirError, match="no such directory"):
+        leaderboard(root / "missing")
+
+
+def test_cli_table_and_json(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "list", str(root)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["run", "model", "dataset", "steps", "final_loss", "primary_score", "date", "status"]
+    assert table[1].split()[0] == "b" and "0.750" in table[1]
+    assert "-" in table[-1].split()  # missing values print as "-"
+    assert main(["runs", "list", str(root), "--json", "--sort", "steps"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and rows[0]["steps"] == 10
+    assert main(["runs", "list", str(root / "not-a-run")]) == 0
+    assert "no runs under" in capsys.readouterr().out

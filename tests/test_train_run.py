@@ -1,0 +1,187 @@
+"""End-to-end training runs on tiny models: equivalences, exact resume, failure handling, evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_models import make_tiny_model_dir
+from helpers_train import pretrained_config, read_metrics, read_weights, scratch_config, write_traces
+
+from tunix_rt.config import load_config
+from tunix_rt.errors import ConfigError, RunDirError, TrainingError
+from tunix_rt.train import checkpoint as ckpt
+from tunix_rt.train import loop
+from tunix_rt.train.loop import TrainRequest, train
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_traces(tmp_path_factory.mktemp("data") / "traces.jsonl", n=48)
+
+
+def run(raw: dict, dataset: Path, output: Path, **kwargs) -> dict:
+    config, notes = load_config(raw)
+    return train(TrainRequest(config=config, dataset=str(dataset), output=output, notes=notes, **kwargs))
+
+
+def assert_same_weights(a: Path, b: Path, atol: float = 1e-5) -> None:
+    wa, wb = read_weights(a), read_weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
+
+
+def test_gradient_accumulation_equals_the_big_batch(dataset, tmp_path) -> None:
+    run(scratch_config(batch_size=8), dataset, tmp_path / "big")
+    run(scratch_config(batch_size=4, gradient_accumulation_steps=2), dataset, tmp_path / "acc")
+    run(scratch_config(batch_size=2, gradient_accumulation_steps=4), dataset, tmp_path / "acc4")
+    big = [m["loss"] for m in read_metrics(tmp_path / "big")]
+    for other in ("acc", "acc4"):
+        losses = [m["loss"] for m in read_metrics(tmp_path / other)]
+        assert losses == pytest.approx(big, rel=1e-5)
+        assert_same_weights(tmp_path / "big", tmp_path / other)
+
+
+@pytest.mark.parametrize("arch", ["scratch", "gpt2"])
+def test_resume_reproduces_an_uninterrupted_run_exactly(arch, dataset, tmp_path) -> None:
+    # GPT-2 keeps dropout on, so this also proves the RNG state is restored.
+    if arch == "scratch":
+        raw = scratch_config(max_steps=20, save_every_steps=5, dtype="auto")
+    else:
+        raw = pretrained_config(make_tiny_model_dir(tmp_path / "gpt2", "gpt2"), max_steps=20, save_every_steps=5)
+    run(raw, dataset, tmp_path / "straight")
+    with pytest.raises(loop._SimulatedKill):
+        run(raw, dataset, tmp_path / "resumed", stop_after_steps=10)
+    assert json.loads((tmp_path / "resumed/run_manifest.json").read_text())["status"] == "failed"
+    summary = run(raw, dataset, tmp_path / "resumed", resume=True)
+    assert summary["global_step"] == 20 and summary["steps_this_process"] == 10
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
+    assert [m["step"] for m in resumed] == list(range(1, 21))  # no step repeated or lost
+    assert [m["loss"] for m in resumed] == pytest.approx([m["loss"] for m in straight], abs=1e-5)
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_resume_may_extend_max_steps_but_refuses_other_changes(dataset, tmp_path) -> None:
+    run(scratch_config(max_steps=4), dataset, tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"training\.learning_rate"):
+        run(scratch_config(max_steps=4, learning_rate=1e-2), dataset, tmp_path / "r", resume=True)
+    summary = run(scratch_config(max_steps=8), dataset, tmp_path / "r", resume=True)
+    assert summary["global_step"] == 8
+    assert [m["step"] for m in read_metrics(tmp_path / "r")] == list(range(1, 9))
+
+
+def test_an_existing_run_is_never_overwritten_without_overwrite(dataset, tmp_path) -> None:
+    run(scratch_config(max_steps=2), dataset, tmp_path / "r")
+    with pytest.raises(RunDirError, match="--overwrite"):
+        run(scratch_config(max_steps=2), dataset, tmp_path / "r")
+    run(scratch_config(max_steps=3), dataset, tmp_path / "r", overwrite=True)
+    assert read_metrics(tmp_path / "r")[-1]["step"] == 3
+
+
+def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(dataset, tmp_path, monkeypatch) -> None:
+    raw = scratch_config(max_steps=10, save_every_steps=3)
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def dying_save(obj, path, *args, **kwargs):
+        # Die halfway through the second checkpoint (after the model files, before trainer_state).
+        if "step-00000006" in str(path) and Path(path).name == "scheduler.pt":
+            raise OSError("simulated crash mid-write")
+        calls["n"] += 1
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", dying_save)
+    with pytest.raises(OSError, match="simulated"):
+        run(raw, dataset, tmp_path / "r")
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert ckpt.latest_checkpoint(tmp_path / "r").name == "step-00000003"
+    assert list((tmp_path / "r/checkpoints").glob(".tmp-*"))  # the half-written one is not "complete"
+    manifest = json.loads((tmp_path / "r/run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "simulated crash" in manifest["error"]
+
+    run(raw, dataset, tmp_path / "r", resume=True)
+    assert not list((tmp_path / "r/checkpoints").glob(".tmp-*"))
+    run(raw, dataset, tmp_path / "straight")
+    assert_same_weights(tmp_path / "straight", tmp_path / "r")
+
+
+def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None:
+    config = tmp_path / "c.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(scratch_config(max_steps=400, save_every_steps=2, logging_steps=1)))
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
+           "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoints" / "step-00000004").is_dir():
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "running"  # the truth: nobody recorded an ending
+    last = ckpt.latest_checkpoint(out)
+    assert last is not None
+    resumed = subprocess.run(
+        cmd + ["--resume", "--set", "training.max_steps=" + str(ckpt.read_state(last)["step"] + 2)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "completed"
+    steps = [m["step"] for m in read_metrics(out)]
+    assert steps == list(range(1, steps[-1] + 1))
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(dataset, tmp_path, monkeypatch) -> None:
+    real = loop._micro_batch_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(loop, "_micro_batch_loss", poisoned)
+    with pytest.raises(TrainingError, match="loss is nan at step 3"):
+        run(scratch_config(max_steps=6), dataset, tmp_path / "r")
+    manifest = json.loads((tmp_path / "r/run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "step 3" in manifest["error"]
+
+
+def test_the_evidence_folder_is_complete_and_parses(dataset, tmp_path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "r"
+    run(scratch_config(max_steps=4, save_every_steps=2, logging_steps=2), dataset, out, argv=["tunix-rt", "train"])
+    for name in ("run_manifest.json", "metrics.jsonl", "training_log.txt", "config.yaml", "env_info.txt",
+                 "torch_version.txt", "cuda_check.txt", "nvidia_smi.txt", "pip_freeze.txt", "README.md"):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    for key in ("run_id", "created_at", "command", "config", "dataset", "model", "tokenizer", "device",
+                "versions", "seed", "status", "timings", "summary"):
+        assert key in manifest, key
+    assert manifest["status"] == "completed"
+    assert set(manifest["summary"]) >= {"global_step", "epochs", "final_loss", "train_runtime_s", "train_tokens",
+                                         "tokens_per_sec", "samples_per_sec", "peak_memory_mb"}
+    assert manifest["summary"]["global_step"] == 4
+    assert manifest["dataset"]["count"] == 48 and len(manifest["dataset"]["sha256"]) == 64
+    assert manifest["device"]["type"] == "cpu" and manifest["device"]["world_size"] == 1
+    metrics = read_metrics(out)
+    assert [m["step"] for m in metrics] == [2, 4]
+    assert set(metrics[0]) >= {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_sec",
+                               "samples_per_sec", "elapsed_s"}
+    assert manifest["summary"]["final_loss"] == pytest.approx(metrics[-1]["loss"], rel=1e-6)
+    log = (out / "training_log.txt").read_text(encoding="utf-8")
+    assert "step 4/4" in log and "\r" not in log
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002", "step-00000004"]
+    AutoModelForCausalLM.from_pretrained(out / "final_model")
+    AutoTokenizer.from_pretrained(out / "final_model")
