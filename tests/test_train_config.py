@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers_train import REFERENCE
 
+from helpers_train import REFERENCE
 from tunix_rt.config import diff_configs, load_config
 from tunix_rt.errors import ConfigError
 
@@ -54,14 +54,14 @@ def test_overrides_are_parsed_as_yaml_and_go_through_aliases() -> None:
     assert config.training.max_steps == 20
     assert config.training.learning_rate == pytest.approx(1e-4)
     assert config.system_instruction == "Be brief."
-    with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
+    with pytest.raises(ConfigError, match=r"SECTION\.KEY=VALUE"):
         load_config(BASE, ["training.max_steps"])
     with pytest.raises(ConfigError, match="did you mean"):
         load_config(BASE, ["training.max_step=3"])
 
 
 def test_pretrained_needs_a_model_id_and_scratch_checks_its_shape() -> None:
-    with pytest.raises(ConfigError, match="model_id is required"):
+    with pytest.raises(ConfigError, match=r"model_id is required"):
         load_config({"model": {}})
     with pytest.raises(ConfigError, match="divisible"):
         load_config({"model": {"init": "scratch", "hidden_size": 30, "num_heads": 4}})
@@ -70,7 +70,7 @@ def test_pretrained_needs_a_model_id_and_scratch_checks_its_shape() -> None:
 def test_yaml_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")

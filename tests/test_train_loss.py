@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from helpers_models import make_tiny_model, make_tokenizer
 from helpers_train import write_traces
-
 from tunix_rt.data.loader import load_traces
 from tunix_rt.train.batching import IGNORE_INDEX, collate, epoch_batches, micro_batches
 from tunix_rt.train.tokenize import encode_prompt, tokenize_traces
@@ -29,7 +29,7 @@ def _loss_sum(model, input_ids, labels) -> torch.Tensor:
 
 
 def test_prompt_tokens_never_carry_loss(setup) -> None:
-    model, tokenizer, traces, data = setup
+    model, tokenizer, _traces, data = setup
     idx = np.arange(4)
     input_ids, labels = collate(data, idx, tokenizer.pad_token_id)
     for row, k in enumerate(idx):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers_models import make_tiny_model_dir
 from helpers_train import pretrained_config, read_metrics, read_weights, scratch_config, write_traces
-
 from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError, RunDirError, TrainingError
 from tunix_rt.train import checkpoint as ckpt
@@ -132,7 +132,7 @@ def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None
     last = ckpt.latest_checkpoint(out)
     assert last is not None
     resumed = subprocess.run(
-        cmd + ["--resume", "--set", "training.max_steps=" + str(ckpt.read_state(last)["step"] + 2)],
+        [*cmd, "--resume", "--set", "training.max_steps=" + str(ckpt.read_state(last)["step"] + 2)],
         capture_output=True, text=True, timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunix_rt.device.host import NO_DRIVER, CpuInfo, DriverInfo, GpuInfo
-from tunix_rt.device.view import MachineView
+from tunix_rt.device.view import MachineView, MatmulRunner
 
 # torch.cuda.get_arch_list() of a PyTorch cu126 wheel: kernels stop at Hopper.
 ARCH_LIST_CU126 = ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")
@@ -31,7 +31,7 @@ DRIVER_570 = DriverInfo("570.124.06", "12.8", "nvidia-smi", (RTX_5090,))
 FAKE_CPU = CpuInfo("Fake Xeon with AMX", 2, True, True, 24.0)
 
 
-def fake_runner(error: str | None = None, rel_error: float = 1e-4):
+def fake_runner(error: str | None = None, rel_error: float = 1e-4) -> MatmulRunner:
     """A probe runner: raises RuntimeError(error) if given, else returns plausible numbers."""
 
     def run(device: str, dtype: str, size: int) -> dict[str, Any]:

@@ -97,8 +97,11 @@ def dry_run(config: Config, notes: list[str], dataset: str, output: Path, device
     effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", 1))
     per_epoch = -(-n_examples // effective)
     total = tcfg.max_steps or max(1, int(-(-tcfg.num_epochs * per_epoch // 1)))
-    print(f"examples: {n_examples} trainable, {too_long} longer than max_seq_length={tcfg.max_seq_length} (left out)")
-    print(f"tokens: {n_tokens if n_tokens is not None else 'unknown (tokenizer unavailable)'} per epoch")
+    if n_tokens is None:
+        print(f"examples: {n_examples}; tokens and examples over max_seq_length unknown (tokenizer unavailable)")
+    else:
+        print(f"examples: {n_examples} trainable, {too_long} longer than max_seq_length={tcfg.max_seq_length} (left out)")
+        print(f"tokens: {n_tokens} per epoch ({n_tokens / max(n_examples, 1):.0f} per example)")
     print(
         f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); effective batch {effective} = "
         f"{tcfg.batch_size} x {tcfg.gradient_accumulation_steps} accumulation; {tcfg.optimizer}, "

@@ -89,7 +89,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         if req.resume:
             _check_resume_config(req.output, cfg)
         atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
-        write_environment_files(req.output)
+        write_environment_files(req.output, requested=choice.device)
         run.update_manifest(
             status="running",
             command=req.argv or sys.argv,

@@ -1,0 +1,81 @@
+"""`tunix-rt train` from the command line: refusals before any work, and --dry-run."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from helpers_train import REFERENCE, scratch_config, write_traces
+
+from tunix_rt.cli import main
+
+REFERENCE_CONFIGS = sorted((REFERENCE / "configs").glob("*.yaml")) if (REFERENCE / "configs").is_dir() else []
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(scratch_config(max_steps=2)))
+    return path
+
+
+def test_cuda_is_refused_on_this_machine_before_anything_is_written(config_file, tmp_path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a usable GPU")
+    data = write_traces(tmp_path / "d.jsonl", n=8)
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(config_file), "--dataset", str(data), "--output", str(out),
+                 "--device", "cuda"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "cuda" in err.lower() and "error:" in err
+    assert not out.exists()  # refused before the run directory (or a model) existed
+
+
+def test_config_device_cuda_is_refused_too(tmp_path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a usable GPU")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(scratch_config(max_steps=2, device="cuda")))
+    code = main(["train", "--config", str(path), "--dataset", str(write_traces(tmp_path / "d.jsonl", n=8)),
+                 "--output", str(tmp_path / "run")])
+    assert code != 0 and not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_is_a_clear_error(config_file, tmp_path, capsys) -> None:
+    assert main(["train", "--config", str(config_file), "--output", str(tmp_path / "r")]) == 2
+    assert "no dataset" in capsys.readouterr().err
+    assert main(["train", "--config", str(config_file), "--dataset", "no-such-key", "--output",
+                 str(tmp_path / "r")]) == 2
+    assert "no-such-key" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(config_file, tmp_path, capsys) -> None:
+    data = write_traces(tmp_path / "d.jsonl", n=20)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--dataset", str(data), "--output", str(out),
+                 "--dry-run", "--set", "training.batch_size=2", "--set", "training.gradient_accumulation_steps=3"]) == 0
+    text = capsys.readouterr().out
+    assert "20 traces" in text and "effective batch 6" in text and "ready to train here: yes" in text
+    assert "tokens:" in text and "steps: 2" in text
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not REFERENCE_CONFIGS, reason="shared/reference not beside the checkout")
+@pytest.mark.parametrize("config", REFERENCE_CONFIGS, ids=lambda p: p.name)
+def test_dry_run_accepts_every_reference_config(config, tmp_path, capsys, monkeypatch) -> None:
+    # Offline by construction: hub models must be reported as unavailable, never a traceback.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(["train", "--config", str(config), "--dataset", str(REFERENCE / "dev-reasoning-v2.jsonl"),
+                 "--output", str(tmp_path / "run"), "--dry-run"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert f"config: {config}" in captured.out and "550 traces" in captured.out
+    assert "not in the local Hugging Face cache" in captured.out  # every reference model is a hub id
+    raw = yaml.safe_load(config.read_text())
+    if raw.get("training", {}).get("device") in {"cuda", "tpu"}:
+        assert "blocker: device" in captured.out
