@@ -28,7 +28,9 @@ from tunix_rt.train.render import render_prompt
 
 def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     rng = random.Random(0)
-    lines = [f"Question: What is {rng.randint(0, 999)} + {rng.randint(0, 999)}?\nAnswer: {i}" for i in range(500)]
+    lines = [
+        f"Question: What is {rng.randint(0, 999)} + {rng.randint(0, 999)}?\nAnswer: {i}" for i in range(500)
+    ]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -39,7 +41,9 @@ def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
         show_progress=False,
     )
     tok.train_from_iterator(lines, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
 
 
 def build_prompts(n: int) -> list[str]:
@@ -93,7 +97,9 @@ def main() -> None:
     single_prompts = prompts[: args.single_prompts]
     t_batched = t_single = float("inf")
     for _ in range(max(1, args.repeats)):
-        elapsed, batched = timed(lambda: generate(model, tokenizer, prompts, batch_size=args.batch_size, **kwargs))
+        elapsed, batched = timed(
+            lambda: generate(model, tokenizer, prompts, batch_size=args.batch_size, **kwargs)
+        )
         t_batched = min(t_batched, elapsed)
         elapsed, single = timed(lambda: generate(model, tokenizer, single_prompts, batch_size=1, **kwargs))
         t_single = min(t_single, elapsed)
@@ -116,7 +122,9 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"model: {result['model']}, {result['threads']} threads")
-    print(f"batched (batch {args.batch_size}, {args.prompts} prompts): {result['batched_tokens_per_sec']} tokens/s")
+    print(
+        f"batched (batch {args.batch_size}, {args.prompts} prompts): {result['batched_tokens_per_sec']} tokens/s"
+    )
     print(f"one at a time ({len(single)} prompts):            {result['single_tokens_per_sec']} tokens/s")
     print(f"ratio batched / single: {result['ratio']}x   identical text: {same}")
 

@@ -21,8 +21,13 @@ def write_traces(path: Path, n: int = 48, seed: int = 0) -> Path:
         steps.append({"i": len(steps), "type": "result", "content": f"{a} + {b} = {a + b}"})
         lines.append(
             json.dumps(
-                {"trace_version": "1.0", "prompt": f"What is {a} plus {b}?", "steps": steps,
-                 "final_answer": str(a + b), "meta": {"index": k}}
+                {
+                    "trace_version": "1.0",
+                    "prompt": f"What is {a} plus {b}?",
+                    "steps": steps,
+                    "final_answer": str(a + b),
+                    "meta": {"index": k},
+                }
             )
         )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

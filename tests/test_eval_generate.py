@@ -6,13 +6,11 @@ from collections import Counter
 
 import pytest
 import torch
-from helpers_models import make_tiny_model, make_tokenizer
 
+from helpers_models import make_tiny_model, make_tokenizer
 from tunix_rt.eval.generate import _trim, encode_prompt, generate
 
-PROMPTS = [
-    f"Question: What is {i} + {i * 7 % 13}?\nReasoning:\n" + "and then " * (i % 5) for i in range(11)
-]
+PROMPTS = [f"Question: What is {i} + {i * 7 % 13}?\nReasoning:\n" + "and then " * (i % 5) for i in range(11)]
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,17 @@ def test_batched_equals_one_at_a_time(arch: str, tokenizer) -> None:
     counts: Counter[int] = Counter()
     for prompt in PROMPTS:
         ids = torch.tensor([encode_prompt(tokenizer, prompt)])
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False
+        )
         counts[int(out[0, ids.shape[1] + 3])] += 1
     stop = counts.most_common(1)[0][0]
-    batched = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=4, device="cpu", stop_ids=[stop])
-    single = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=1, device="cpu", stop_ids=[stop])
+    batched = generate(
+        model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=4, device="cpu", stop_ids=[stop]
+    )
+    single = generate(
+        model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=1, device="cpu", stop_ids=[stop]
+    )
     assert batched == single
     assert any(g.stopped_at_eos for g in batched)
     assert all(g.n_tokens <= 12 for g in batched)
@@ -66,3 +70,14 @@ def test_trim_stops_at_first_stop_token() -> None:
     assert _trim([5, 6, 2, 7, 2], {2}) == ([5, 6], True)
     assert _trim([5, 6, 7], {2}) == ([5, 6, 7], False)
     assert _trim([2], {2}) == ([], True)
+
+
+def test_encode_prompt_agrees_with_training(tokenizer) -> None:
+    tokenize = pytest.importorskip("tunix_rt.train.tokenize")
+    for add_bos in (False, True):
+        tokenizer.add_bos_token = add_bos
+        try:
+            text = "Question: What is 2 + 2?\nReasoning:\n"
+            assert encode_prompt(tokenizer, text) == tokenize.encode_prompt(tokenizer, text)
+        finally:
+            tokenizer.add_bos_token = False

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers_models import make_tiny_model_dir
 
+from helpers_models import make_tiny_model_dir
 from tunix_rt.cli import main
 from tunix_rt.errors import ModelError
 from tunix_rt.eval import generate as generate_module
@@ -31,7 +31,9 @@ PREDICTION_FIELDS = {"id", "prompt", "prediction", "answer", "expected", "correc
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run")
     model_dir = make_tiny_model_dir(run / "final_model", arch="llama")
-    (model_dir / "tunix_rt_render.json").write_text(json.dumps({"template": "plain", "system_instruction": "Be brief."}))
+    (model_dir / "tunix_rt_render.json").write_text(
+        json.dumps({"template": "plain", "system_instruction": "Be brief."})
+    )
     (run / "run_manifest.json").write_text(json.dumps({"run_id": "run-123", "status": "completed"}))
     return run
 
@@ -48,7 +50,7 @@ def test_evaluate_writes_predictions_and_summary(run_dir: Path, eval_file: Path,
     summary = evaluate(run_dir, str(eval_file), out, device="cpu", batch_size=2, max_new_tokens=8)
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
-    assert all(PREDICTION_FIELDS <= set(r) for r in rows)
+    assert all(set(r) >= PREDICTION_FIELDS for r in rows)
     assert all(r["rule"] == "no_answer_line" and r["answer"] is None for r in rows)  # random weights
     on_disk = json.loads((out / "eval_summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
@@ -90,7 +92,14 @@ def test_scoring_and_render_settings(
 
     model = AutoModelForCausalLM.from_pretrained(run_dir / "final_model")
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "final_model")
-    summary = evaluate(tmp_path / "elsewhere", str(eval_file), tmp_path / "out2", limit=1, model_obj=model, tokenizer=tokenizer)
+    summary = evaluate(
+        tmp_path / "elsewhere",
+        str(eval_file),
+        tmp_path / "out2",
+        limit=1,
+        model_obj=model,
+        tokenizer=tokenizer,
+    )
     assert summary["eval_set"]["n_items"] == 1 and summary["eval_set"]["n_available"] == 3
     assert seen == [render_prompt("What is 15 + 27?", tokenizer, None)]
 
@@ -99,7 +108,7 @@ def test_missing_or_invalid_model_dir(eval_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model"):
         evaluate(tmp_path / "nope", str(eval_file), tmp_path / "out", device="cpu")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config\.json"):
         evaluate(tmp_path / "empty", str(eval_file), tmp_path / "out", device="cpu")
 
 

@@ -141,7 +141,7 @@ def test_words_to_digits(text: str, expected: str) -> None:
     assert words_to_digits(text) == expected
 
 
-@given(st.integers(min_value=-10**9, max_value=10**9))
+@given(st.integers(min_value=-(10**9), max_value=10**9))
 def test_every_integer_matches_itself_and_not_its_neighbour(n: int) -> None:
     assert score(f"Answer: {n}", str(n)).correct
     assert score(f"Answer: {n:,}", str(n)).correct

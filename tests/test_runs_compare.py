@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers_runs import make_run
 
+from helpers_runs import make_run
 from tunix_rt.cli import main
 from tunix_rt.errors import RunDirError
 from tunix_rt.runs.compare import compare_runs, config_diff, flatten
@@ -21,8 +21,12 @@ def test_flatten_and_diff() -> None:
 
 @pytest.fixture()
 def pair(tmp_path: Path) -> tuple[Path, Path]:
-    a = make_run(tmp_path, "a", lr=3e-4, final_loss=1.0, correct={"x": True, "y": False, "z": True, "only_a": True})
-    b = make_run(tmp_path, "b", lr=1e-3, final_loss=0.5, correct={"x": False, "y": True, "z": True, "only_b": False})
+    a = make_run(
+        tmp_path, "a", lr=3e-4, final_loss=1.0, correct={"x": True, "y": False, "z": True, "only_a": True}
+    )
+    b = make_run(
+        tmp_path, "b", lr=1e-3, final_loss=0.5, correct={"x": False, "y": True, "z": True, "only_b": False}
+    )
     return a, b
 
 

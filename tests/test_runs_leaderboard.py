@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers_runs import make_run
 
+from helpers_runs import make_run
 from tunix_rt.cli import main
 from tunix_rt.errors import RunDirError
 from tunix_rt.runs.leaderboard import leaderboard
@@ -46,7 +46,16 @@ def test_other_sorts(root: Path) -> None:
 def test_cli_table_and_json(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", "list", str(root)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["run", "model", "dataset", "steps", "final_loss", "primary_score", "date", "status"]
+    assert table[0].split() == [
+        "run",
+        "model",
+        "dataset",
+        "steps",
+        "final_loss",
+        "primary_score",
+        "date",
+        "status",
+    ]
     assert table[1].split()[0] == "b" and "0.750" in table[1]
     assert "-" in table[-1].split()  # missing values print as "-"
     assert main(["runs", "list", str(root), "--json", "--sort", "steps"]) == 0
@@ -54,3 +63,18 @@ def test_cli_table_and_json(root: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(rows) == 4 and rows[0]["steps"] == 10
     assert main(["runs", "list", str(root / "not-a-run")]) == 0
     assert "no runs under" in capsys.readouterr().out
+
+
+def test_scratch_model_label(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "s")
+    manifest = json.loads((run / "run_manifest.json").read_text())
+    manifest["model"] = {
+        "id": None,
+        "init": "scratch",
+        "architecture": "LlamaForCausalLM",
+        "parameters": 4_458_752,
+    }
+    manifest["dataset"]["spec"] = "reasoning-mix:2000"
+    (run / "run_manifest.json").write_text(json.dumps(manifest))
+    (row,) = leaderboard(tmp_path)
+    assert (row["model"], row["dataset"]) == ("scratch-llama-4.5M", "reasoning-mix:2000")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers_runs import make_run
 
+from helpers_runs import make_run
 from tunix_rt.cli import main
 from tunix_rt.errors import RunDirError
 from tunix_rt.runs.report import write_run_readme

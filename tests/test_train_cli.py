@@ -25,8 +25,19 @@ def test_cuda_is_refused_on_this_machine_before_anything_is_written(config_file,
         pytest.skip("this machine has a usable GPU")
     data = write_traces(tmp_path / "d.jsonl", n=8)
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config_file), "--dataset", str(data), "--output", str(out),
-                 "--device", "cuda"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config_file),
+            "--dataset",
+            str(data),
+            "--output",
+            str(out),
+            "--device",
+            "cuda",
+        ]
+    )
     assert code != 0
     err = capsys.readouterr().err
     assert "cuda" in err.lower() and "error:" in err
@@ -40,24 +51,62 @@ def test_config_device_cuda_is_refused_too(tmp_path, capsys) -> None:
         pytest.skip("this machine has a usable GPU")
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(scratch_config(max_steps=2, device="cuda")))
-    code = main(["train", "--config", str(path), "--dataset", str(write_traces(tmp_path / "d.jsonl", n=8)),
-                 "--output", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(path),
+            "--dataset",
+            str(write_traces(tmp_path / "d.jsonl", n=8)),
+            "--output",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code != 0 and not (tmp_path / "run").exists()
 
 
 def test_missing_dataset_is_a_clear_error(config_file, tmp_path, capsys) -> None:
     assert main(["train", "--config", str(config_file), "--output", str(tmp_path / "r")]) == 2
     assert "no dataset" in capsys.readouterr().err
-    assert main(["train", "--config", str(config_file), "--dataset", "no-such-key", "--output",
-                 str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config_file),
+                "--dataset",
+                "no-such-key",
+                "--output",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "no-such-key" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan_and_trains_nothing(config_file, tmp_path, capsys) -> None:
     data = write_traces(tmp_path / "d.jsonl", n=20)
     out = tmp_path / "run"
-    assert main(["train", "--config", str(config_file), "--dataset", str(data), "--output", str(out),
-                 "--dry-run", "--set", "training.batch_size=2", "--set", "training.gradient_accumulation_steps=3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config_file),
+                "--dataset",
+                str(data),
+                "--output",
+                str(out),
+                "--dry-run",
+                "--set",
+                "training.batch_size=2",
+                "--set",
+                "training.gradient_accumulation_steps=3",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "20 traces" in text and "effective batch 6" in text and "ready to train here: yes" in text
     assert "tokens:" in text and "steps: 2" in text
@@ -69,8 +118,18 @@ def test_dry_run_prints_the_plan_and_trains_nothing(config_file, tmp_path, capsy
 def test_dry_run_accepts_every_reference_config(config, tmp_path, capsys, monkeypatch) -> None:
     # Offline by construction: hub models must be reported as unavailable, never a traceback.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(["train", "--config", str(config), "--dataset", str(REFERENCE / "dev-reasoning-v2.jsonl"),
-                 "--output", str(tmp_path / "run"), "--dry-run"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--dataset",
+            str(REFERENCE / "dev-reasoning-v2.jsonl"),
+            "--output",
+            str(tmp_path / "run"),
+            "--dry-run",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.out + captured.err

@@ -20,7 +20,11 @@ def test_aliases_map_to_canonical_keys_with_notes() -> None:
     )
     assert config.model.model_id == "gpt2"
     assert config.training.max_seq_length == 256
-    assert (config.training.batch_size, config.training.max_steps, config.training.save_every_steps) == (3, 7, 5)
+    assert (config.training.batch_size, config.training.max_steps, config.training.save_every_steps) == (
+        3,
+        7,
+        5,
+    )
     assert any("model.padding" in n and "ignored" in n for n in notes)
     assert any("model.name is read as model.model_id" in n for n in notes)
 

@@ -70,7 +70,9 @@ def test_padded_to_max_length_and_bucketed_batches_give_the_same_loss(setup) -> 
     labels = F.pad(labels, (0, width - labels.shape[1]), value=IGNORE_INDEX)
     padded = _loss_sum(model, ids, labels) / n_tokens
     # ... and length-sorted micro-batches padded only to their own longest example.
-    bucketed = sum(_loss_sum(model, *collate(data, m, pad)) for m in micro_batches(idx, data.lengths, 4)) / n_tokens
+    bucketed = (
+        sum(_loss_sum(model, *collate(data, m, pad)) for m in micro_batches(idx, data.lengths, 4)) / n_tokens
+    )
     assert float(padded) == pytest.approx(float(bucketed), rel=1e-5)
     assert collate(data, micro_batches(idx, data.lengths, 4)[0], pad)[0].shape[1] < width
 

@@ -56,7 +56,9 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(arch, dataset, tmp_path)
     if arch == "scratch":
         raw = scratch_config(max_steps=20, save_every_steps=5, dtype="auto")
     else:
-        raw = pretrained_config(make_tiny_model_dir(tmp_path / "gpt2", "gpt2"), max_steps=20, save_every_steps=5)
+        raw = pretrained_config(
+            make_tiny_model_dir(tmp_path / "gpt2", "gpt2"), max_steps=20, save_every_steps=5
+        )
     run(raw, dataset, tmp_path / "straight")
     with pytest.raises(loop._SimulatedKill):
         run(raw, dataset, tmp_path / "resumed", stop_after_steps=10)
@@ -86,7 +88,9 @@ def test_an_existing_run_is_never_overwritten_without_overwrite(dataset, tmp_pat
     assert read_metrics(tmp_path / "r")[-1]["step"] == 3
 
 
-def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(dataset, tmp_path, monkeypatch) -> None:
+def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(
+    dataset, tmp_path, monkeypatch
+) -> None:
     raw = scratch_config(max_steps=10, save_every_steps=3)
     real_save = torch.save
     calls = {"n": 0}
@@ -119,8 +123,18 @@ def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None
 
     config.write_text(yaml.safe_dump(scratch_config(max_steps=400, save_every_steps=2, logging_steps=1)))
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
-           "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunix_rt",
+        "train",
+        "--config",
+        str(config),
+        "--dataset",
+        str(dataset),
+        "--output",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoints" / "step-00000004").is_dir():
@@ -133,7 +147,9 @@ def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None
     assert last is not None
     resumed = subprocess.run(
         [*cmd, "--resume", "--set", "training.max_steps=" + str(ckpt.read_state(last)["step"] + 2)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "run_manifest.json").read_text())["status"] == "completed"
@@ -161,24 +177,69 @@ def test_the_evidence_folder_is_complete_and_parses(dataset, tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "r"
-    run(scratch_config(max_steps=4, save_every_steps=2, logging_steps=2), dataset, out, argv=["tunix-rt", "train"])
-    for name in ("run_manifest.json", "metrics.jsonl", "training_log.txt", "config.yaml", "env_info.txt",
-                 "torch_version.txt", "cuda_check.txt", "nvidia_smi.txt", "pip_freeze.txt", "README.md"):
+    run(
+        scratch_config(max_steps=4, save_every_steps=2, logging_steps=2),
+        dataset,
+        out,
+        argv=["tunix-rt", "train"],
+    )
+    for name in (
+        "run_manifest.json",
+        "metrics.jsonl",
+        "training_log.txt",
+        "config.yaml",
+        "env_info.txt",
+        "torch_version.txt",
+        "cuda_check.txt",
+        "nvidia_smi.txt",
+        "pip_freeze.txt",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "run_manifest.json").read_text())
-    for key in ("run_id", "created_at", "command", "config", "dataset", "model", "tokenizer", "device",
-                "versions", "seed", "status", "timings", "summary"):
+    for key in (
+        "run_id",
+        "created_at",
+        "command",
+        "config",
+        "dataset",
+        "model",
+        "tokenizer",
+        "device",
+        "versions",
+        "seed",
+        "status",
+        "timings",
+        "summary",
+    ):
         assert key in manifest, key
     assert manifest["status"] == "completed"
-    assert set(manifest["summary"]) >= {"global_step", "epochs", "final_loss", "train_runtime_s", "train_tokens",
-                                         "tokens_per_sec", "samples_per_sec", "peak_memory_mb"}
+    assert set(manifest["summary"]) >= {
+        "global_step",
+        "epochs",
+        "final_loss",
+        "train_runtime_s",
+        "train_tokens",
+        "tokens_per_sec",
+        "samples_per_sec",
+        "peak_memory_mb",
+    }
     assert manifest["summary"]["global_step"] == 4
     assert manifest["dataset"]["count"] == 48 and len(manifest["dataset"]["sha256"]) == 64
     assert manifest["device"]["type"] == "cpu" and manifest["device"]["world_size"] == 1
     metrics = read_metrics(out)
     assert [m["step"] for m in metrics] == [2, 4]
-    assert set(metrics[0]) >= {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_sec",
-                               "samples_per_sec", "elapsed_s"}
+    assert set(metrics[0]) >= {
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens",
+        "tokens_per_sec",
+        "samples_per_sec",
+        "elapsed_s",
+    }
     assert manifest["summary"]["final_loss"] == pytest.approx(metrics[-1]["loss"], rel=1e-6)
     log = (out / "training_log.txt").read_text(encoding="utf-8")
     assert "step 4/4" in log and "\r" not in log

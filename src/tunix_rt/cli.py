@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="leaderboard and comparison of run directories")
     runs_cmds = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     p = runs_cmds.add_parser("list", help="leaderboard of the runs under ROOT")
-    p.add_argument("root", nargs="?", default="runs", help="directory holding run directories (default ./runs)")
+    p.add_argument(
+        "root", nargs="?", default="runs", help="directory holding run directories (default ./runs)"
+    )
     p.add_argument("--sort", default="primary_score", help="column to sort by (default primary_score)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_handler("tunix_rt.runs.leaderboard:list_command"))

@@ -33,12 +33,18 @@ def demo_command(args: argparse.Namespace) -> int:
     headline = manifest.get("eval") or {}
     print()
     print("== tunix-rt demo: summary ==")
-    print(f"model     {manifest.get('model', {}).get('parameters', 0) / 1e6:.1f}M-parameter "
-          f"{manifest.get('model', {}).get('architecture')} trained from scratch on {manifest.get('dataset', {}).get('count')} traces")
-    print(f"training  {summary['global_step']} steps in {summary['train_runtime_s']:.0f} s, "
-          f"{summary['tokens_per_sec']:.0f} tokens/s, final loss {summary['final_loss']}")
+    print(
+        f"model     {manifest.get('model', {}).get('parameters', 0) / 1e6:.1f}M-parameter "
+        f"{manifest.get('model', {}).get('architecture')} trained from scratch on {manifest.get('dataset', {}).get('count')} traces"
+    )
+    print(
+        f"training  {summary['global_step']} steps in {summary['train_runtime_s']:.0f} s, "
+        f"{summary['tokens_per_sec']:.0f} tokens/s, final loss {summary['final_loss']}"
+    )
     if headline:
-        print(f"accuracy  {headline['primary_score']:.1%} on {headline['n_items']} items of {headline['eval_set']} "
-              f"(format compliance {headline['format_compliance']:.0%})")
+        print(
+            f"accuracy  {headline['primary_score']:.1%} on {headline['n_items']} items of {headline['eval_set']} "
+            f"(format compliance {headline['format_compliance']:.0%})"
+        )
     print(f"evidence  {output}/README.md  (run_manifest.json, metrics.jsonl, eval/predictions.jsonl, ...)")
     return 0

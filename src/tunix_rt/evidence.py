@@ -75,7 +75,10 @@ class RunDirectory:
                 raise RunDirError(f"{path} already holds {what}; {hint}")
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
-        manifest = {"run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}", "created_at": utc_now()}
+        manifest = {
+            "run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+            "created_at": utc_now(),
+        }
         return cls(path, manifest)
 
     # --- manifest ---------------------------------------------------------------------------
@@ -159,7 +162,11 @@ def git_commit() -> str | None:
         return None
     try:
         out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None

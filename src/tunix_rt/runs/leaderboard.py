@@ -33,14 +33,13 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         name = run_dir.relative_to(root).as_posix() or run_dir.name
     except ValueError:
         name = run_dir.name
-    dataset = view.get("dataset.key") or _basename(view.get("dataset.path"))
     status = view.get("status")
     if view.problems and not view.manifest:
         status = "unreadable manifest"
     return {
         "run": name if name != "." else run_dir.name,
-        "model": view.get("model.id"),
-        "dataset": dataset,
+        "model": view.model_label,
+        "dataset": view.dataset_label,
         "steps": view.get("summary.global_step"),
         "final_loss": _number(view.get("summary.final_loss")),
         "primary_score": view.primary_score,
@@ -48,10 +47,6 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "status": status,
         "path": str(run_dir),
     }
-
-
-def _basename(path: Any) -> str | None:
-    return Path(path).name if isinstance(path, str) and path else None
 
 
 def _number(value: Any) -> float | None:

@@ -7,7 +7,9 @@ import tempfile
 from pathlib import Path
 
 
-def plot_loss_curves(series: dict[str, tuple[list[float], list[float]]], path: Path, title: str) -> Path | None:
+def plot_loss_curves(
+    series: dict[str, tuple[list[float], list[float]]], path: Path, title: str
+) -> Path | None:
     """One line per label (steps, losses); None when no series has a point (nothing is written)."""
     series = {label: xy for label, xy in series.items() if xy[0]}
     if not series:

@@ -34,7 +34,10 @@ EVIDENCE = (
     ("checkpoints", "resumable training state at the saved steps"),
     ("final_model", "the trained model + tokenizer (+ tunix_rt_render.json, the prompt format)"),
     ("eval/predictions.jsonl", "every eval item: raw generation, extracted answer, the rule that judged it"),
-    ("eval/eval_summary.json", "the score: accuracy, per-section/category/difficulty scores, format compliance"),
+    (
+        "eval/eval_summary.json",
+        "the score: accuracy, per-section/category/difficulty scores, format compliance",
+    ),
 )
 
 
@@ -46,8 +49,8 @@ def _headline(view: RunView) -> list[tuple[str, str]]:
     runtime = view.get("summary.train_runtime_s")
     return [
         ("status", fmt(view.get("status"))),
-        ("model", fmt(view.get("model.id"))),
-        ("dataset", fmt(view.get("dataset.key") or view.get("dataset.path"))),
+        ("model", fmt(view.model_label)),
+        ("dataset", fmt(view.dataset_label)),
         ("device", fmt(" ".join(str(x) for x in (view.get("device.type"), view.get("device.name")) if x))),
         ("optimizer steps", fmt(view.get("summary.global_step"))),
         ("epochs", fmt(view.get("summary.epochs"))),
@@ -82,7 +85,9 @@ def _score_table(title: str, groups: dict[str, Any]) -> list[str]:
         return []
     lines = [f"**By {title}**", "", f"| {title} | accuracy | correct / n |", "|---|---:|---:|"]
     for name, group in groups.items():
-        lines.append(f"| {name} | {group.get('accuracy', 0):.1%} | {group.get('correct', '-')} / {group.get('n', '-')} |")
+        lines.append(
+            f"| {name} | {group.get('accuracy', 0):.1%} | {group.get('correct', '-')} / {group.get('n', '-')} |"
+        )
     return [*lines, ""]
 
 

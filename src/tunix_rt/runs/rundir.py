@@ -37,6 +37,26 @@ class RunView:
         return dig(self.manifest, dotted, default)
 
     @property
+    def model_label(self) -> str | None:
+        """The hub id, or for a from-scratch model e.g. 'scratch-llama-4.5M'."""
+        if self.get("model.id"):
+            return str(self.get("model.id"))
+        arch = str(self.get("model.architecture") or "").removesuffix("ForCausalLM").lower()
+        params = self.get("model.parameters")
+        size = f"{params / 1e6:.1f}M" if isinstance(params, (int, float)) and params else ""
+        parts = [str(p) for p in (self.get("model.init"), arch, size) if p]
+        return "-".join(parts) or None
+
+    @property
+    def dataset_label(self) -> str | None:
+        """The spec as given ('reasoning-mix:2000'), else the key, else the file name."""
+        for value in (self.get("dataset.spec"), self.get("dataset.key")):
+            if value:
+                return str(value)
+        path = self.get("dataset.path")
+        return Path(path).name if isinstance(path, str) and path else None
+
+    @property
     def primary_score(self) -> float | None:
         """From eval/eval_summary.json when present (it is the full record), else the manifest."""
         for source in (self.eval_summary, self.get("eval")):

@@ -19,7 +19,9 @@ def train_command(args: argparse.Namespace) -> int:
     config, notes = load_config(config_path, args.overrides)
     dataset = args.dataset or config.data.dataset
     if not dataset:
-        raise ConfigError(f"{config_path}: no dataset: pass --dataset KEY|PATH or set data.dataset in the config")
+        raise ConfigError(
+            f"{config_path}: no dataset: pass --dataset KEY|PATH or set data.dataset in the config"
+        )
     if args.dry_run:
         return dry_run(config, notes, dataset, Path(args.output), args.device, str(config_path))
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -57,13 +59,23 @@ def launch_torchrun(nproc: int) -> int:
         k = argv.index("--nproc")
         del argv[k : k + 2]
     argv = [a for a in argv if not a.startswith("--nproc=")]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "tunix_rt", *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "tunix_rt",
+        *argv,
+    ]
     print("launching: " + " ".join(command), file=sys.stderr)
     return subprocess.call(command)
 
 
-def dry_run(config: Config, notes: list[str], dataset: str, output: Path, device: str | None, config_path: str) -> int:
+def dry_run(
+    config: Config, notes: list[str], dataset: str, output: Path, device: str | None, config_path: str
+) -> int:
     """Validate config, dataset and device; print the plan. Exit 0 when config and data are valid.
 
     Environment blockers (no usable GPU, a hub model that is not cached offline) are listed under
@@ -78,7 +90,9 @@ def dry_run(config: Config, notes: list[str], dataset: str, output: Path, device
         print(f"  {note}")
     resolved = resolve_dataset(dataset)
     loaded = load_traces(resolved.path, skip_invalid=config.data.skip_invalid)
-    print(f"dataset: {resolved.path} — {len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:16]}")
+    print(
+        f"dataset: {resolved.path} — {len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:16]}"
+    )
 
     blockers: list[str] = []
     device_line = _plan_device(device or tcfg.device, tcfg.dtype, blockers)
@@ -91,16 +105,23 @@ def dry_run(config: Config, notes: list[str], dataset: str, output: Path, device
         from tunix_rt.train.tokenize import tokenize_traces
 
         data = tokenize_traces(
-            loaded.traces, tokenizer, system_instruction=config.system_instruction, max_seq_length=tcfg.max_seq_length
+            loaded.traces,
+            tokenizer,
+            system_instruction=config.system_instruction,
+            max_seq_length=tcfg.max_seq_length,
         )
         n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
     effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", 1))
     per_epoch = -(-n_examples // effective)
     total = tcfg.max_steps or max(1, int(-(-tcfg.num_epochs * per_epoch // 1)))
     if n_tokens is None:
-        print(f"examples: {n_examples}; tokens and examples over max_seq_length unknown (tokenizer unavailable)")
+        print(
+            f"examples: {n_examples}; tokens and examples over max_seq_length unknown (tokenizer unavailable)"
+        )
     else:
-        print(f"examples: {n_examples} trainable, {too_long} longer than max_seq_length={tcfg.max_seq_length} (left out)")
+        print(
+            f"examples: {n_examples} trainable, {too_long} longer than max_seq_length={tcfg.max_seq_length} (left out)"
+        )
         print(f"tokens: {n_tokens} per epoch ({n_tokens / max(n_examples, 1):.0f} per example)")
     print(
         f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); effective batch {effective} = "
@@ -134,7 +155,9 @@ def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> t
     if config.model.init == "scratch":
         from tunix_rt.train.render import render_completion, render_prompt
 
-        texts = (render_prompt(t.prompt, None, config.system_instruction) + render_completion(t) for t in traces)
+        texts = (
+            render_prompt(t.prompt, None, config.system_instruction) + render_completion(t) for t in traces
+        )
         tokenizer = train_tokenizer(texts, config.model.vocab_size)
         m = config.model
         return tokenizer, (

@@ -94,7 +94,8 @@ class DistContext:
         return DistributedDataParallel(model, device_ids=ids)
 
     def unwrap(self, model: Any) -> Any:
-        return getattr(model, "module", model)
+        """The plain transformers model under torch.compile and DDP wrappers."""
+        return unwrap_model(model)
 
     def sync_context(self, model: Any, is_last: bool) -> contextlib.AbstractContextManager[Any]:
         """DDP all-reduces gradients only on this rank's last micro-batch of the step."""
@@ -117,7 +118,18 @@ class DistContext:
         for k, micro in enumerate(non_empty):
             yield micro, k == len(non_empty) - 1
 
+    @property
+    def grad_scale(self) -> int:
+        """DDP and FSDP average gradients over ranks; our loss is already a global mean, so undo it."""
+        return self.world_size
+
     def all_reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
         if self.active:
             torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
         return value
+
+
+def unwrap_model(model: Any) -> Any:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    model = getattr(model, "module", model)  # DDP
+    return getattr(model, "_orig_mod", model)

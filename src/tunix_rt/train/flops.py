@@ -14,6 +14,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from tunix_rt.train.distributed import unwrap_model
+
 
 @dataclass
 class FlopCounter:
@@ -27,7 +29,7 @@ class FlopCounter:
 
     @classmethod
     def for_model(cls, model: Any, n_params: int, choice: Any, dtype_name: str) -> FlopCounter:
-        config = getattr(model, "module", model).config
+        config = unwrap_model(model).config
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
         return cls(n_params, int(layers), int(hidden), _peak_gflops(choice, dtype_name))

@@ -6,6 +6,7 @@ in and the training step itself, so it can be read without jumping files.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import resource
@@ -30,7 +31,7 @@ from tunix_rt.evidence import CONFIG, EVAL_DIR, FINAL_MODEL, RunDirectory, utc_n
 from tunix_rt.fsutil import atomic_write_json, atomic_write_text
 from tunix_rt.train import checkpoint as ckpt
 from tunix_rt.train.batching import collate, epoch_batches, micro_batches, steps_per_epoch
-from tunix_rt.train.distributed import DistContext
+from tunix_rt.train.distributed import DistContext, unwrap_model
 from tunix_rt.train.flops import FlopCounter
 from tunix_rt.train.model import (
     build_scratch_model,
@@ -93,11 +94,22 @@ def train(req: TrainRequest) -> dict[str, Any]:
         run.update_manifest(
             status="running",
             command=req.argv or sys.argv,
-            config={"path": req.config_path, "sha256": cfg.sha256(), "file_sha256": req.config_sha256,
-                    "resolved": cfg.to_dict(), "notes": req.notes},
-            device={"type": choice.type, "name": choice.name, "capability": choice.capability,
-                    "count": choice.count, "world_size": dist.world_size, "reason": choice.reason,
-                    "rank_devices": dist.gather_devices(choice.device)},
+            config={
+                "path": req.config_path,
+                "sha256": cfg.sha256(),
+                "file_sha256": req.config_sha256,
+                "resolved": cfg.to_dict(),
+                "notes": req.notes,
+            },
+            device={
+                "type": choice.type,
+                "name": choice.name,
+                "capability": choice.capability,
+                "count": choice.count,
+                "world_size": dist.world_size,
+                "reason": choice.reason,
+                "rank_devices": dist.gather_devices(choice.device),
+            },
             versions=versions(),
             seed=tcfg.seed,
             error=None,
@@ -142,25 +154,35 @@ def _train(
     loaded = load_traces(resolved.path, skip_invalid=cfg.data.skip_invalid)
     if not loaded.traces:
         raise TrainingError(f"dataset {resolved.path} has no valid traces")
-    log.info(f"dataset: {resolved.path} ({len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:12]})")
+    log.info(
+        f"dataset: {resolved.path} ({len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:12]})"
+    )
 
     # 4. Tokenizer and model: from the checkpoint on resume, else from the hub/local dir or scratch.
     if resume_from is not None:
         tokenizer, model = load_pretrained(cfg.model, source=resume_from)
         log.info(f"resuming from {resume_from.name}")
     elif cfg.model.init == "scratch":
-        texts = (render_prompt(t.prompt, None, cfg.system_instruction) + render_completion(t) for t in loaded.traces)
+        texts = (
+            render_prompt(t.prompt, None, cfg.system_instruction) + render_completion(t)
+            for t in loaded.traces
+        )
         tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
         model = build_scratch_model(cfg.model, tokenizer, max_positions=tcfg.max_seq_length)
     else:
         tokenizer, model = load_pretrained(cfg.model)
     n_params = count_parameters(model)
     model.to(device)
-    log.info(f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters")
+    log.info(
+        f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
+    )
 
     # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
     data = tokenize_traces(
-        loaded.traces, tokenizer, system_instruction=cfg.system_instruction, max_seq_length=tcfg.max_seq_length
+        loaded.traces,
+        tokenizer,
+        system_instruction=cfg.system_instruction,
+        max_seq_length=tcfg.max_seq_length,
     )
     if data.too_long:
         log.info(
@@ -176,6 +198,9 @@ def _train(
     lengths = data.lengths
 
     model = dist.wrap(model, cfg.training.strategy)
+    if tcfg.compile:
+        # dynamic=True: bucketed batches change shape every step; one graph serves them all.
+        model = torch.compile(model, dynamic=True)
     optimizer = build_optimizer(model, tcfg.optimizer, tcfg.learning_rate, tcfg.weight_decay, device)
     scheduler = build_scheduler(optimizer, tcfg.lr_scheduler, tcfg.warmup_steps, total_steps)
 
@@ -192,7 +217,9 @@ def _train(
         if run:
             dropped = run.truncate_metrics_after(step)
             if dropped:
-                log.info(f"dropped {dropped} metric lines logged after {resume_from.name} (their steps are redone)")
+                log.info(
+                    f"dropped {dropped} metric lines logged after {resume_from.name} (their steps are redone)"
+                )
         if step >= total_steps:
             log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
 
@@ -201,16 +228,41 @@ def _train(
     flops = FlopCounter.for_model(model, n_params, choice, dtype_name)
     if run:
         run.update_manifest(
-            dataset={"spec": req.dataset, "key": resolved.key, "path": str(resolved.path), "sha256": loaded.sha256,
-                     "count": len(loaded.traces), "skipped": loaded.skipped, "duplicates": loaded.duplicates,
-                     "conversions": loaded.conversions, "too_long": data.too_long, "trained_examples": len(data)},
-            model={"id": cfg.model.model_id, "init": cfg.model.init, "revision": cfg.model.revision,
-                   "architecture": type(getattr(model, "module", model)).__name__, "parameters": n_params,
-                   "dtype": dtype_name, "attn_implementation": cfg.model.attn_implementation},
-            tokenizer={"class": type(tokenizer).__name__, "vocab_size": len(tokenizer),
-                       "template": template_kind(tokenizer), "trained_from_scratch": cfg.model.init == "scratch"},
-            plan={"examples": len(data), "effective_batch": effective_batch, "steps_per_epoch": per_epoch,
-                  "total_steps": total_steps, "start_step": step, "peak_gflops": flops.peak_gflops},
+            dataset={
+                "spec": req.dataset,
+                "key": resolved.key,
+                "path": str(resolved.path),
+                "sha256": loaded.sha256,
+                "count": len(loaded.traces),
+                "skipped": loaded.skipped,
+                "duplicates": loaded.duplicates,
+                "conversions": loaded.conversions,
+                "too_long": data.too_long,
+                "trained_examples": len(data),
+            },
+            model={
+                "id": cfg.model.model_id,
+                "init": cfg.model.init,
+                "revision": cfg.model.revision,
+                "architecture": type(unwrap_model(model)).__name__,
+                "parameters": n_params,
+                "dtype": dtype_name,
+                "attn_implementation": cfg.model.attn_implementation,
+            },
+            tokenizer={
+                "class": type(tokenizer).__name__,
+                "vocab_size": len(tokenizer),
+                "template": template_kind(tokenizer),
+                "trained_from_scratch": cfg.model.init == "scratch",
+            },
+            plan={
+                "examples": len(data),
+                "effective_batch": effective_batch,
+                "steps_per_epoch": per_epoch,
+                "total_steps": total_steps,
+                "start_step": step,
+                "peak_gflops": flops.peak_gflops,
+            },
         )
     log.info(
         f"plan: {len(data)} examples, effective batch {effective_batch} "
@@ -219,12 +271,27 @@ def _train(
     )
 
     def save(reason: str) -> None:
-        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "tokens_seen": tokens_seen,
-                 "examples_seen": examples_seen, "config_sha256": req.config.sha256(),
-                 "dataset_sha256": loaded.sha256, "saved_at": utc_now(), "reason": reason}
+        state = {
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "tokens_seen": tokens_seen,
+            "examples_seen": examples_seen,
+            "config_sha256": req.config.sha256(),
+            "dataset_sha256": loaded.sha256,
+            "saved_at": utc_now(),
+            "reason": reason,
+        }
         if dist.is_main:
-            path = ckpt.save_checkpoint(req.output, model=model, tokenizer=tokenizer, optimizer=optimizer,
-                                        scheduler=scheduler, state=state, keep=tcfg.save_total_limit)
+            path = ckpt.save_checkpoint(
+                req.output,
+                model=model,
+                tokenizer=tokenizer,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                state=state,
+                keep=tcfg.save_total_limit,
+            )
             log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
         dist.barrier()
 
@@ -234,13 +301,21 @@ def _train(
     n_micro = tcfg.gradient_accumulation_steps * dist.world_size
     pad_id = tokenizer.pad_token_id
     steps_this_process, process_tokens, process_examples = 0, 0, 0
-    loop_seconds, checkpoint_seconds = 0.0, 0.0
+    loop_seconds, checkpoint_seconds, first_step_seconds = 0.0, 0.0, 0.0
     window = {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
-               disable=not dist.is_main or not sys.stderr.isatty())
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=not dist.is_main or not sys.stderr.isatty(),
+    )
     try:
         while step < total_steps:
-            batches = epoch_batches(lengths, effective_batch, seed=shuffle_seed, epoch=epoch, shuffle=cfg.data.shuffle)
+            batches = epoch_batches(
+                lengths, effective_batch, seed=shuffle_seed, epoch=epoch, shuffle=cfg.data.shuffle
+            )
             while batch_in_epoch < len(batches) and step < total_steps:
                 started = time.perf_counter()
                 batch = batches[batch_in_epoch]
@@ -251,7 +326,7 @@ def _train(
                 for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
                     with dist.sync_context(model, is_last):
                         loss_sum = _micro_batch_loss(model, data, micro, pad_id, device, compute_dtype)
-                        scaler.scale(loss_sum / loss_tokens).backward()
+                        scaler.scale(loss_sum * dist.grad_scale / loss_tokens).backward()
                     step_loss += loss_sum.detach()
                 step_loss = dist.all_reduce_sum(step_loss)
                 loss_value = step_loss.item() / loss_tokens
@@ -276,6 +351,8 @@ def _train(
                 process_tokens += batch_tokens
                 process_examples += len(batch)
                 elapsed = time.perf_counter() - started
+                if steps_this_process == 1:
+                    first_step_seconds = elapsed  # includes torch.compile's warm-up when enabled
                 loop_seconds += elapsed
                 window["tokens"] += batch_tokens
                 window["examples"] += len(batch)
@@ -310,7 +387,11 @@ def _train(
                     t0 = time.perf_counter()
                     save("periodic")
                     checkpoint_seconds += time.perf_counter() - t0
-                if req.stop_after_steps is not None and steps_this_process >= req.stop_after_steps and not last_of_run:
+                if (
+                    req.stop_after_steps is not None
+                    and steps_this_process >= req.stop_after_steps
+                    and not last_of_run
+                ):
                     raise _SimulatedKill()
             if batch_in_epoch >= len(batches):
                 epoch, batch_in_epoch = epoch + 1, 0
@@ -330,10 +411,22 @@ def _train(
         _save_final_model(unwrapped, tokenizer, final_dir, cfg)
     dist.barrier()
 
-    summary = _summary(run, step, per_epoch, loop_seconds, checkpoint_seconds, tokens_seen,
-                       process_tokens, process_examples, steps_this_process, device, flops)
+    summary = _summary(
+        run,
+        step,
+        per_epoch,
+        loop_seconds,
+        checkpoint_seconds,
+        tokens_seen,
+        process_tokens,
+        process_examples,
+        steps_this_process,
+        device,
+        flops,
+    )
     if not run:
         return summary
+    summary["first_step_s"] = round(first_step_seconds, 3)
     run.update_manifest(summary=summary)
 
     # 9. Evaluation (optional) joins the manifest and the metrics.
@@ -341,15 +434,31 @@ def _train(
         from tunix_rt.eval.runner import evaluate
 
         log.info(f"evaluating on {tcfg.eval_set}")
-        result = evaluate(final_dir, tcfg.eval_set, req.output / EVAL_DIR, device=choice.device,
-                          batch_size=tcfg.eval_batch_size, max_new_tokens=tcfg.eval_max_new_tokens,
-                          model_obj=unwrapped, tokenizer=tokenizer)
-        headline = {"eval_set": tcfg.eval_set, "primary_score": result["primary_score"],
-                    "n_items": result["scorecard"]["n_items"],
-                    "format_compliance": result["scorecard"]["format_compliance"]}
+        result = evaluate(
+            final_dir,
+            tcfg.eval_set,
+            req.output / EVAL_DIR,
+            device=choice.device,
+            batch_size=tcfg.eval_batch_size,
+            max_new_tokens=tcfg.eval_max_new_tokens,
+            model_obj=unwrapped,
+            tokenizer=tokenizer,
+        )
+        headline = {
+            "eval_set": tcfg.eval_set,
+            "primary_score": result["primary_score"],
+            "n_items": result["scorecard"]["n_items"],
+            "format_compliance": result["scorecard"]["format_compliance"],
+        }
         run.update_manifest(eval=headline)
-        run.append_metrics({"step": step, "eval_primary_score": result["primary_score"],
-                            "eval_format_compliance": headline["format_compliance"], "eval_set": tcfg.eval_set})
+        run.append_metrics(
+            {
+                "step": step,
+                "eval_primary_score": result["primary_score"],
+                "eval_format_compliance": headline["format_compliance"],
+                "eval_set": tcfg.eval_set,
+            }
+        )
         log.info(f"eval: primary_score {result['primary_score']:.3f} on {headline['n_items']} items")
 
     run.set_status("completed")
@@ -368,7 +477,12 @@ class _SimulatedKill(BaseException):
 
 
 def _micro_batch_loss(
-    model: Any, data: Any, micro: np.ndarray, pad_id: int, device: torch.device, compute_dtype: torch.dtype | None
+    model: Any,
+    data: Any,
+    micro: np.ndarray,
+    pad_id: int,
+    device: torch.device,
+    compute_dtype: torch.dtype | None,
 ) -> torch.Tensor:
     """Summed cross-entropy over the micro-batch's completion tokens (normalised by the caller)."""
     if len(micro) == 0:
@@ -387,6 +501,11 @@ def _quiet_library_progress_bars() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    # We pad on the right and pass no attention mask on purpose (see train/batching.collate):
+    # transformers' "input_ids may be padded" advice does not apply and would only add noise.
+    logging.getLogger("transformers.modeling_utils").addFilter(
+        lambda record: "attention_mask" not in record.getMessage()
+    )
 
 
 def _seed_everything(seed: int) -> None:
@@ -410,7 +529,9 @@ def _check_resume_config(run_dir: Path, cfg: Config) -> None:
         raise RunDirError(f"--resume: {saved_path} is missing; the run cannot be checked against this config")
     saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
     changed = diff_configs(saved, cfg.to_dict())
-    unsafe = {k: v for k, v in changed.items() if k not in RESUME_SAFE_KEYS and not k.startswith("provenance")}
+    unsafe = {
+        k: v for k, v in changed.items() if k not in RESUME_SAFE_KEYS and not k.startswith("provenance")
+    }
     if unsafe:
         lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in unsafe.items())
         raise ConfigError(
@@ -428,8 +549,10 @@ def _save_final_model(model: Any, tokenizer: Any, final_dir: Path, cfg: Config) 
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    atomic_write_json(tmp / RENDER_FILE, {"template": template_kind(tokenizer),
-                                          "system_instruction": cfg.system_instruction})
+    atomic_write_json(
+        tmp / RENDER_FILE,
+        {"template": template_kind(tokenizer), "system_instruction": cfg.system_instruction},
+    )
     if final_dir.exists():
         shutil.rmtree(final_dir)
     tmp.rename(final_dir)
@@ -454,7 +577,9 @@ def _summary(
     if run and (run.path / "metrics.jsonl").is_file():
         import json
 
-        records = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        records = [
+            json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if line.strip()
+        ]
         losses = [r["loss"] for r in records if "loss" in r]
         final_loss = round(losses[-1], 6) if losses else None
     if device.type == "cuda":

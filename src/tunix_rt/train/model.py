@@ -114,7 +114,9 @@ def load_pretrained(cfg: ModelConfig, source: str | Path | None = None) -> tuple
             name, attn_implementation=cfg.attn_implementation, dtype=torch.float32, **kwargs
         )
     except (OSError, ValueError) as exc:
-        raise ModelError(explain_load_failure(name, cfg.revision, exc, kwargs.get("local_files_only"))) from exc
+        raise ModelError(
+            explain_load_failure(name, cfg.revision, exc, kwargs.get("local_files_only"))
+        ) from exc
     return finish_tokenizer(tokenizer), model
 
 
@@ -129,7 +131,9 @@ def check_model_available(cfg: ModelConfig) -> str:
         return "local directory"
     kwargs: dict[str, Any] = {"revision": cfg.revision} if cfg.revision else {}
     try:
-        AutoConfig.from_pretrained(name, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs)
+        AutoConfig.from_pretrained(
+            name, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
+        )
         return "in the local Hugging Face cache"
     except (OSError, ValueError) as exc:
         if not hub_reachable():

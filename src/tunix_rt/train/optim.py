@@ -7,7 +7,9 @@ from typing import Any
 import torch
 
 
-def build_optimizer(model: Any, name: str, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: Any, name: str, lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.Optimizer:
     """AdamW (fused kernel on CPU and CUDA) or Adafactor; no weight decay on biases and norms."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -29,5 +31,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: i
 
     scheduler_name = "constant_with_warmup" if name == "constant" else name
     return get_scheduler(
-        scheduler_name, optimizer, num_warmup_steps=min(warmup_steps, total_steps), num_training_steps=total_steps
+        scheduler_name,
+        optimizer,
+        num_warmup_steps=min(warmup_steps, total_steps),
+        num_training_steps=total_steps,
     )
