@@ -198,3 +198,44 @@ def _build(out: Path, size: FixtureSize, n: int, cache_dir: Path) -> Fixture:
         params=params, vocab=len(tokenizer), examples=len(pairs), tokens=tokens,
         completion_tokens=completion_tokens, dropped_too_long=dropped, dataset_spec=spec,
     )  # fmt: skip
+
+
+EVAL_EXAMPLES = 256
+
+
+def eval_loss(model: Any, tokenizer: Any, pairs_path: Path, n: int = EVAL_EXAMPLES, batch: int = 32) -> float:
+    """Completion-token mean cross-entropy of a trained model on the fixture's first n pairs.
+
+    The same code, data and precision (fp32, no autocast) for every contender, after training and
+    outside its timed loop: the training loss of the last logged window depends on which examples
+    the last batches held (length-bucketed and random batches differ), this does not.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pairs = [json.loads(line) for line in Path(pairs_path).read_text().splitlines() if line.strip()][:n]
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            rows = []
+            for p in chunk:
+                p_ids = tokenizer(p["prompt"], add_special_tokens=False).input_ids
+                c_ids = tokenizer(p["completion"], add_special_tokens=False).input_ids
+                rows.append((p_ids + c_ids + [eos], len(p_ids)))
+            width = max(len(ids) for ids, _ in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            labels = torch.full((len(rows), width), -100, dtype=torch.long)
+            for i, (ids, n_prompt) in enumerate(rows):
+                input_ids[i, : len(ids)] = torch.tensor(ids)
+                labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+            logits = model(input_ids=input_ids.to(model.device)).logits.float()
+            total += F.cross_entropy(
+                logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(model.device), reduction="sum"
+            ).item()
+            count += int((labels[:, 1:] != -100).sum())
+    model.train(was_training)
+    return total / max(count, 1)

@@ -91,6 +91,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     metrics = output.metrics
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     runtime = float(metrics["train_runtime"])
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _fixture import eval_loss
+
+    final_eval = eval_loss(trainer.model, tokenizer, Path(spec["pairs"]))
     return {
         "train_runtime_s": round(runtime, 3),
         "train_tokens": tokens,
@@ -98,6 +102,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "steps": int(trainer.state.global_step),
         "final_loss": round(float(losses[-1]), 6) if losses else None,
         "first_loss": round(float(losses[0]), 6) if losses else None,
+        "eval_loss": round(final_eval, 6),
         "tokens_per_sec": round(tokens / runtime, 1) if runtime > 0 else None,
         "dtype": spec["dtype"],
         "threads": torch.get_num_threads(),

@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _fixture import FULL, MAX_LENGTH, SCALE, TINY, TINY_SCALE, Fixture, build_fixture
+from _fixture import FULL, MAX_LENGTH, SCALE, TINY, TINY_SCALE, Fixture, build_fixture, eval_loss
 
 HERE = Path(__file__).resolve().parent
 BATCH_SIZE = 16
@@ -252,9 +252,21 @@ def run_tunix(
         manifest_peak_memory_mb=summary.get("peak_memory_mb"),
         settings={"trainer": "tunix-rt", "config": str(config), "set": list(args.tunix_set)},
     )
+    row["eval_loss"] = tunix_eval_loss(out / "final_model", fixture)
     if max_steps:  # a partial epoch: only the steps taken count
         row["examples"] = min(row["examples"] or 0, max_steps * BATCH_SIZE)
     return row
+
+
+def tunix_eval_loss(final_model: Path, fixture: Fixture) -> float | None:
+    """The same fixed-subset loss the HF children compute, on tunix-rt's saved final model."""
+    if not (final_model / "config.json").is_file():
+        return None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(final_model)
+    model = AutoModelForCausalLM.from_pretrained(final_model, dtype="float32", attn_implementation="sdpa")
+    return round(eval_loss(model, tokenizer, fixture.pairs), 6)
 
 
 def run_hf(
@@ -342,11 +354,14 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     if ours and ref_name:
         ref = ok[ref_name]
         ratio = ours["ratio_to_trl"]
+        # The fixed-subset eval loss when both rows have it (independent of batch composition),
+        # else the last logged training window.
+        key = "eval_loss" if ours.get("eval_loss") and ref.get("eval_loss") else "final_loss"
         gap = None
-        if ours.get("loss_finite") and ref.get("loss_finite") and ref["final_loss"]:
-            gap = (ours["final_loss"] - ref["final_loss"]) / ref["final_loss"]
+        if ours.get(key) is not None and ref.get(key) and math.isfinite(ours[key]):
+            gap = (ours[key] - ref[key]) / ref[key]
         loss_text = (
-            f"final loss {ours['final_loss']} vs {ref['final_loss']} ({gap:+.1%})"
+            f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})"
             if gap is not None
             else "loss n/a"
         )
@@ -367,7 +382,7 @@ def fmt(value: Any, spec: str = "") -> str:
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    header = ["contender", "params", "tok/s", "x TRL", "x orig", "final loss", "train s", "wall s", "peak RSS MB", "MFU",
+    header = ["contender", "params", "tok/s", "x TRL", "x orig", "final loss", "eval loss", "train s", "wall s", "peak RSS MB", "MFU",
               "dtype", "tokens"]  # fmt: skip
     lines = [header]
     for r in rows:
@@ -379,7 +394,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         mfu = r.get("mfu")
         lines.append([
             r["contender"], f"{r['params'] / 1e6:.1f}M" if r.get("params") else "-", fmt(r.get("tokens_per_sec"), ".0f"), fmt(r.get("ratio_to_trl")), fmt(r.get("ratio_to_original")),
-            fmt(r.get("final_loss"), ".4f"), fmt(r.get("train_runtime_s"), ".1f"), fmt(r.get("wall_s"), ".1f"),
+            fmt(r.get("final_loss"), ".4f"), fmt(r.get("eval_loss"), ".4f"), fmt(r.get("train_runtime_s"), ".1f"), fmt(r.get("wall_s"), ".1f"),
             fmt(r.get("peak_rss_mb"), ".0f"), f"{mfu:.1%}" if mfu is not None else "-", fmt(r.get("dtype")),
             fmt(r.get("train_tokens")),
         ])  # fmt: skip

@@ -57,6 +57,7 @@ def test_tiny_benchmark_reports_every_installed_contender(tmp_path: Path) -> Non
         assert row["status"] == "ok", row
         assert row["tokens_per_sec"] > 0
         assert math.isfinite(row["final_loss"])
+        assert math.isfinite(row["eval_loss"])  # same fixed-subset loss, computed the same way for all
         assert row["train_runtime_s"] > 0 and row["wall_s"] >= row["train_runtime_s"]
         assert row["peak_rss_mb"] > 0
         assert row["mfu"] is not None and row["mfu"] > 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from helpers_train import REFERENCE, scratch_config, write_traces
 
+from helpers_train import REFERENCE, scratch_config, write_traces
 from tunix_rt.cli import main
 
 REFERENCE_CONFIGS = sorted((REFERENCE / "configs").glob("*.yaml")) if (REFERENCE / "configs").is_dir() else []

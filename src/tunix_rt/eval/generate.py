@@ -15,23 +15,14 @@ from typing import Any
 
 import torch
 
+from tunix_rt.train.tokenize import encode_prompt  # one encoding for training and evaluation
+
 
 @dataclass(frozen=True)
 class Generation:
     text: str  # decoded completion, special tokens removed, stop token excluded
     n_tokens: int  # generated tokens, including the stop token when there was one
     stopped_at_eos: bool
-
-
-def encode_prompt(tokenizer: Any, prompt_text: str) -> list[int]:
-    """Prompt ids exactly as training builds them: optional BOS id, then the text without specials.
-
-    The rendered prompt may already hold template markers, so the tokenizer must not add its own
-    specials; BOS is prepended only when this tokenizer would add it itself.
-    """
-    bos = tokenizer.bos_token_id
-    prefix = [bos] if bos is not None and getattr(tokenizer, "add_bos_token", False) else []
-    return prefix + list(tokenizer(prompt_text, add_special_tokens=False).input_ids)
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:

@@ -57,6 +57,27 @@ def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
     return stale
 
 
+def gather_full_state(model: Any, optimizer: torch.optim.Optimizer | None = None) -> tuple[dict, dict | None]:
+    """Unsharded model (and optimizer) state on CPU, keyed by parameter name.
+
+    Under FSDP this is a collective: every rank must call it (rank 0 receives the full tensors).
+    One code path serves one process, DDP and FSDP alike.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    module = unwrap_model(model)
+    model_state = get_model_state_dict(module, options=options)
+    optim_state = (
+        get_optimizer_state_dict(module, optimizer, options=options) if optimizer is not None else None
+    )
+    return model_state, optim_state
+
+
 def save_checkpoint(
     run_dir: Path,
     *,
@@ -66,21 +87,25 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     keep: int | None,
+    is_main: bool = True,
 ) -> Path:
+    """Every rank calls this (FSDP gathers shards); only the main process writes."""
     step = int(state["step"])
     root = run_dir / CHECKPOINTS
     final = root / checkpoint_name(step)
     if final.is_dir() and (final / STATE_FILE).is_file():
         return final  # this exact step is already saved (e.g. a periodic save that was also the last)
+    model_state, optim_state = gather_full_state(model, optimizer)
+    if not is_main:
+        return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    unwrapped = unwrap_model(model)
-    unwrapped.save_pretrained(tmp, safe_serialization=True)
+    unwrap_model(model).save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(optim_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(capture_rng_state(), tmp / "rng_state.pt")
     # trainer_state.json last: its presence is what marks a checkpoint as complete.
@@ -100,9 +125,21 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
 
 
-def load_training_state(checkpoint: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
-    """Restore optimizer, scheduler and RNGs in place; returns trainer_state.json."""
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+def load_training_state(
+    checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> dict[str, Any]:
+    """Restore optimizer, scheduler and RNGs in place (every rank); returns trainer_state.json.
+
+    The model itself is loaded from the checkpoint directory before training starts.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(
+        unwrap_model(model),
+        optimizer,
+        optim_state_dict=torch.load(checkpoint / "optimizer.pt", weights_only=True),
+        options=StateDictOptions(full_state_dict=True),
+    )
     scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
     restore_rng_state(torch.load(checkpoint / "rng_state.pt", weights_only=False))
     return read_state(checkpoint)

@@ -206,7 +206,7 @@ def _train(
 
     step, epoch, batch_in_epoch, tokens_seen, examples_seen = 0, 0, 0, 0, 0
     if resume_from is not None:
-        state = ckpt.load_training_state(resume_from, optimizer, scheduler)
+        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler)
         if state["dataset_sha256"] != loaded.sha256:
             raise RunDirError(
                 f"--resume: the dataset changed since {resume_from.name} (sha256 {state['dataset_sha256'][:12]} "
@@ -282,17 +282,17 @@ def _train(
             "saved_at": utc_now(),
             "reason": reason,
         }
-        if dist.is_main:
-            path = ckpt.save_checkpoint(
-                req.output,
-                model=model,
-                tokenizer=tokenizer,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                state=state,
-                keep=tcfg.save_total_limit,
-            )
-            log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
+        path = ckpt.save_checkpoint(
+            req.output,
+            model=model,
+            tokenizer=tokenizer,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=state,
+            keep=tcfg.save_total_limit,
+            is_main=dist.is_main,
+        )
+        log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
         dist.barrier()
 
     # 7. The loop. Host syncs (.item()) happen once per optimizer step for the NaN check, and
@@ -407,8 +407,9 @@ def _train(
     # 8. The final model: a plain save_pretrained directory, loadable without tunix-rt.
     final_dir = req.output / FINAL_MODEL
     unwrapped = dist.unwrap(model)
+    full_state, _ = ckpt.gather_full_state(model)  # a collective under FSDP: every rank takes part
     if dist.is_main:
-        _save_final_model(unwrapped, tokenizer, final_dir, cfg)
+        _save_final_model(unwrapped, full_state, tokenizer, final_dir, cfg)
     dist.barrier()
 
     summary = _summary(
@@ -441,7 +442,8 @@ def _train(
             device=choice.device,
             batch_size=tcfg.eval_batch_size,
             max_new_tokens=tcfg.eval_max_new_tokens,
-            model_obj=unwrapped,
+            # A sharded (FSDP) model cannot generate on one rank: evaluate from final_model/.
+            model_obj=None if cfg.training.strategy == "fsdp" and dist.active else unwrapped,
             tokenizer=tokenizer,
         )
         headline = {
@@ -540,14 +542,14 @@ def _check_resume_config(run_dir: Path, cfg: Config) -> None:
         )
 
 
-def _save_final_model(model: Any, tokenizer: Any, final_dir: Path, cfg: Config) -> None:
+def _save_final_model(model: Any, state: dict, tokenizer: Any, final_dir: Path, cfg: Config) -> None:
     """save_pretrained into a temp directory, then rename: final_model/ is complete or absent."""
     import shutil
 
     tmp = final_dir.with_name(f".tmp-{final_dir.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     atomic_write_json(
         tmp / RENDER_FILE,
