@@ -31,7 +31,7 @@ from tunix_rt.evidence import CONFIG, EVAL_DIR, FINAL_MODEL, RunDirectory, utc_n
 from tunix_rt.fsutil import atomic_write_json, atomic_write_text
 from tunix_rt.train import checkpoint as ckpt
 from tunix_rt.train.batching import collate, epoch_batches, micro_batches, steps_per_epoch
-from tunix_rt.train.distributed import DistContext, unwrap_model
+from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.flops import FlopCounter
 from tunix_rt.train.model import (
     build_scratch_model,
@@ -197,6 +197,7 @@ def _train(
     shuffle_seed = cfg.data.shuffle_seed if cfg.data.shuffle_seed is not None else tcfg.seed
     lengths = data.lengths
 
+    architecture = type(model).__name__  # before FSDP renames the class (FSDPLlamaForCausalLM)
     model = dist.wrap(model, cfg.training.strategy)
     if tcfg.compile:
         # dynamic=True: bucketed batches change shape every step; one graph serves them all.
@@ -244,7 +245,7 @@ def _train(
                 "id": cfg.model.model_id,
                 "init": cfg.model.init,
                 "revision": cfg.model.revision,
-                "architecture": type(unwrap_model(model)).__name__,
+                "architecture": architecture,
                 "parameters": n_params,
                 "dtype": dtype_name,
                 "attn_implementation": cfg.model.attn_implementation,
