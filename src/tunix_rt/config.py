@@ -46,8 +46,9 @@ class ModelConfig(_Section):
     intermediate_size: int | None = Field(None, ge=16)
     vocab_size: int = Field(1024, ge=64)
     """Size of the BPE tokenizer trained for a scratch model (digits are always split)."""
-    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
-    """sdpa is several times faster than eager attention on CPU and GPU at these sizes."""
+    attn_implementation: Literal["auto", "sdpa", "eager"] = "auto"
+    """auto: eager on CPU (1.3x faster than sdpa's CPU kernels for short sequences, measured in
+    docs/performance.md), sdpa on GPUs."""
     trust_remote_code: bool = False
 
     @model_validator(mode="after")

@@ -34,6 +34,7 @@ from tunix_rt.train.batching import collate, epoch_batches, micro_batches, steps
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.flops import FlopCounter
 from tunix_rt.train.model import (
+    attention_for,
     build_scratch_model,
     count_parameters,
     load_pretrained,
@@ -159,8 +160,9 @@ def _train(
     )
 
     # 4. Tokenizer and model: from the checkpoint on resume, else from the hub/local dir or scratch.
+    attention = attention_for(cfg.model.attn_implementation, device.type)
     if resume_from is not None:
-        tokenizer, model = load_pretrained(cfg.model, source=resume_from)
+        tokenizer, model = load_pretrained(cfg.model, attention, source=resume_from)
         log.info(f"resuming from {resume_from.name}")
     elif cfg.model.init == "scratch":
         texts = (
@@ -168,9 +170,9 @@ def _train(
             for t in loaded.traces
         )
         tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
-        model = build_scratch_model(cfg.model, tokenizer, max_positions=tcfg.max_seq_length)
+        model = build_scratch_model(cfg.model, tokenizer, max_positions=tcfg.max_seq_length, attention=attention)
     else:
-        tokenizer, model = load_pretrained(cfg.model)
+        tokenizer, model = load_pretrained(cfg.model, attention)
     n_params = count_parameters(model)
     model.to(device)
     log.info(
@@ -248,7 +250,7 @@ def _train(
                 "architecture": architecture,
                 "parameters": n_params,
                 "dtype": dtype_name,
-                "attn_implementation": cfg.model.attn_implementation,
+                "attn_implementation": attention,
             },
             tokenizer={
                 "class": type(tokenizer).__name__,

@@ -57,7 +57,18 @@ def finish_tokenizer(tokenizer: Any) -> Any:
 # --- model -------------------------------------------------------------------------------------
 
 
-def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int) -> Any:
+def attention_for(requested: str, device_type: str) -> str:
+    """The attention kernel: as configured, or for `auto` the faster one on this device type.
+
+    On CPU, sdpa's flash-attention backward costs more than eager attention for the short
+    sequences of reasoning traces (benchmarks/train_throughput.py: 1.3x); on GPUs sdpa wins.
+    """
+    if requested != "auto":
+        return requested
+    return "eager" if device_type == "cpu" else "sdpa"
+
+
+def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int, attention: str) -> Any:
     """A freshly initialised model of cfg.architecture sized by the cfg fields."""
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config
 
@@ -92,10 +103,10 @@ def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int) ->
             max_position_embeddings=max_positions,
             **common,
         )
-    return AutoModelForCausalLM.from_config(config, attn_implementation=cfg.attn_implementation)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
 
 
-def load_pretrained(cfg: ModelConfig, source: str | Path | None = None) -> tuple[Any, Any]:
+def load_pretrained(cfg: ModelConfig, attention: str, source: str | Path | None = None) -> tuple[Any, Any]:
     """(tokenizer, model) from a local directory or the hub; offline misses explained, no traceback.
 
     `source` overrides cfg.model_id (resume loads from a checkpoint directory).
@@ -111,7 +122,7 @@ def load_pretrained(cfg: ModelConfig, source: str | Path | None = None) -> tuple
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            name, attn_implementation=cfg.attn_implementation, dtype=torch.float32, **kwargs
+            name, attn_implementation=attention, dtype=torch.float32, **kwargs
         )
     except (OSError, ValueError) as exc:
         raise ModelError(
