@@ -55,7 +55,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     pairs = [json.loads(line) for line in Path(spec["pairs"]).read_text().splitlines() if line.strip()]
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
     model = AutoModelForCausalLM.from_pretrained(
-        spec["model_dir"], dtype=torch.float32, attn_implementation="sdpa"
+        spec["model_dir"], dtype=torch.float32, attn_implementation=spec.get("attn", "eager")
     )
     common = dict(
         output_dir=str(Path(spec["workdir"]) / "hf_out"),

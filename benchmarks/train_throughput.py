@@ -187,7 +187,9 @@ def tail(path: Path, n: int = 12) -> str:
         return ""
 
 
-def tunix_config(fixture: Fixture, dtype: str, logging_steps: int, max_steps: int | None) -> dict[str, Any]:
+def tunix_config(
+    fixture: Fixture, dtype: str, logging_steps: int, max_steps: int | None, attn: str = "eager"
+) -> dict[str, Any]:
     training: dict[str, Any] = {
         "device": "cpu",
         "dtype": dtype,
@@ -207,7 +209,7 @@ def tunix_config(fixture: Fixture, dtype: str, logging_steps: int, max_steps: in
     if max_steps:
         training["max_steps"] = max_steps
     return {
-        "model": {"model_id": str(fixture.model_dir), "init": "pretrained", "attn_implementation": "sdpa"},
+        "model": {"model_id": str(fixture.model_dir), "init": "pretrained", "attn_implementation": attn},
         "training": training,
         "data": {"shuffle": True},
     }
@@ -224,7 +226,7 @@ def run_tunix(
     config = workdir / "configs" / f"{name}.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
-        yaml.safe_dump(tunix_config(fixture, contender.dtype, logging_steps, max_steps), sort_keys=False)
+        yaml.safe_dump(tunix_config(fixture, contender.dtype, logging_steps, max_steps, args.attn), sort_keys=False)
     )
     command = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(fixture.traces),
                "--output", str(out), "--overwrite"]  # fmt: skip
@@ -283,6 +285,7 @@ def run_hf(
         "recipe": contender.kind,
         "dtype": contender.dtype,
         "model_dir": str(fixture.model_dir),
+        "attn": args.attn,
         "pairs": str(fixture.pairs),
         "workdir": str(child_dir),
         "result": str(result_path),
@@ -446,6 +449,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workdir", default=None, help="fixtures, runs and logs (reused between invocations)"
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender")
+    parser.add_argument(
+        "--attn", default="eager", choices=["eager", "sdpa"],
+        help="attention kernel for every row (eager is the faster one on CPU at these lengths)",
+    )
     parser.add_argument("--tunix-set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra `--set` for the tunix-rt rows, e.g. training.compile=true")  # fmt: skip
     args = parser.parse_args(argv)

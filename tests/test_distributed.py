@@ -100,3 +100,16 @@ def test_fsdp_trains_alike_and_saves_a_consolidated_model(work) -> None:
     model = AutoModelForCausalLM.from_pretrained(work / "fsdp/final_model")  # a plain HF directory
     assert sum(p.numel() for p in model.parameters()) > 0
     assert (work / "fsdp/checkpoints/step-00000003/model.safetensors").is_file()
+
+
+def test_resume_with_another_number_of_processes_is_refused(work) -> None:
+    import shutil
+
+    shutil.copytree(work / "single", work / "single-copy")
+    result = subprocess.run(
+        [sys.executable, "-m", "tunix_rt", "train", "--nproc", "2", "--config", str(work / "b8.yaml"),
+         "--dataset", str(work / "d.jsonl"), "--output", str(work / "single-copy"), "--resume"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0
+    assert "world_size: 1 -> 2" in result.stderr

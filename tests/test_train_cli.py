@@ -138,3 +138,26 @@ def test_dry_run_accepts_every_reference_config(config, tmp_path, capsys, monkey
     raw = yaml.safe_load(config.read_text())
     if raw.get("training", {}).get("device") in {"cuda", "tpu"}:
         assert "blocker: device" in captured.out
+
+
+def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_path, capsys, monkeypatch) -> None:
+    """The original's lost milestone: is_available() says True, but the build has no sm_120 kernels."""
+    from tunix_rt.device import fakes, preflight
+    from tunix_rt.train import loop
+
+    monkeypatch.setattr(
+        preflight, "current_view", lambda: fakes.fake_view((fakes.RTX_5090,), fakes.ARCH_LIST_CU126)
+    )
+
+    def no_model_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded although the device was refused")
+
+    monkeypatch.setattr(loop, "load_pretrained", no_model_loading)
+    monkeypatch.setattr(loop, "build_scratch_model", no_model_loading)
+    data = write_traces(tmp_path / "d.jsonl", n=8)
+    code = main(["train", "--config", str(config_file), "--dataset", str(data), "--output",
+                 str(tmp_path / "run"), "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "sm_120" in err and "cu128" in err
+    assert not (tmp_path / "run").exists()

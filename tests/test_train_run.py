@@ -246,3 +246,64 @@ def test_the_evidence_folder_is_complete_and_parses(dataset, tmp_path) -> None:
     assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002", "step-00000004"]
     AutoModelForCausalLM.from_pretrained(out / "final_model")
     AutoTokenizer.from_pretrained(out / "final_model")
+
+
+def test_ctrl_c_saves_a_checkpoint_at_a_step_boundary_and_resume_continues(dataset, tmp_path) -> None:
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(scratch_config(max_steps=400, logging_steps=1)))
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
+           "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        (out / "metrics.jsonl").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) >= 3
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    last = ckpt.latest_checkpoint(out)
+    state = ckpt.read_state(last)
+    assert state["reason"] == "interrupted"
+    assert read_metrics(out)[-1]["step"] == state["step"]  # weights and counters agree
+    assert "interrupted: checkpoint" in (out / "training_log.txt").read_text()
+    assert (out / "README.md").is_file()  # the evidence index exists for interrupted runs too
+    resumed = subprocess.run([*cmd, "--resume", "--set", f"training.max_steps={state['step'] + 2}"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [m["step"] for m in read_metrics(out)] == list(range(1, state["step"] + 3))
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["command"][:2] == ["tunix-rt", "train"] and "--resume" not in manifest["command"]
+    assert len(manifest["resume_commands"]) == 1 and "--resume" in manifest["resume_commands"][0]
+
+
+def test_eval_after_training_joins_the_manifest_and_metrics(dataset, tmp_path) -> None:
+    evalset = tmp_path / "eval.jsonl"
+    evalset.write_text(
+        "\n".join(
+            json.dumps({"id": f"q{k}", "prompt": f"What is {k} plus 1?", "expected_answer": str(k + 1),
+                        "section": "core", "category": "addition", "difficulty": "easy"})
+            for k in range(5)
+        )
+        + "\n"
+    )
+    out = tmp_path / "r"
+    run(scratch_config(max_steps=3, eval_set=str(evalset), eval_max_new_tokens=8), dataset, out)
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["eval"]["n_items"] == 5 and 0.0 <= manifest["eval"]["primary_score"] <= 1.0
+    assert (out / "eval/predictions.jsonl").is_file() and (out / "eval/eval_summary.json").is_file()
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["eval_primary_score"] == manifest["eval"]["primary_score"]
+
+
+def test_resume_refuses_a_changed_dataset(dataset, tmp_path) -> None:
+    run(scratch_config(max_steps=2), dataset, tmp_path / "r")
+    other = write_traces(tmp_path / "other.jsonl", n=48, seed=5)
+    with pytest.raises(RunDirError, match="dataset_sha256"):
+        run(scratch_config(max_steps=4), other, tmp_path / "r", resume=True)

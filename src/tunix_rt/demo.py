@@ -14,6 +14,7 @@ def demo_command(args: argparse.Namespace) -> int:
     config_path = resolve_config_path("default")
     config, notes = load_config(config_path)
     output = Path(args.output)
+    _refuse_to_replace_a_real_run(output)
     print(f"tunix-rt demo: training the embedded default ({config_path.name}) into {output}/")
     summary = train(
         TrainRequest(
@@ -21,7 +22,7 @@ def demo_command(args: argparse.Namespace) -> int:
             dataset=str(config.data.dataset),
             output=output,
             device=args.device,
-            overwrite=True,  # the demo's own directory: each `make demo` is a fresh run
+            overwrite=True,  # a demo's own directory (checked above): each `make demo` is a fresh run
             config_path=str(config_path),
             notes=notes,
             argv=["tunix-rt", "demo", "--output", str(output), "--device", args.device],
@@ -48,3 +49,16 @@ def demo_command(args: argparse.Namespace) -> int:
         )
     print(f"evidence  {output}/README.md  (run_manifest.json, metrics.jsonl, eval/predictions.jsonl, ...)")
     return 0
+
+
+def _refuse_to_replace_a_real_run(output: Path) -> None:
+    """The demo replaces its previous output, never a directory that holds anything else."""
+    from tunix_rt.errors import RunDirError
+    from tunix_rt.evidence import read_manifest
+
+    if not output.exists() or not any(output.iterdir()):
+        return
+    manifest = read_manifest(output) or {}
+    command = manifest.get("command") or []
+    if len(command) < 2 or command[1] != "demo":
+        raise RunDirError(f"{output} exists and is not a demo run; choose another --output for the demo")

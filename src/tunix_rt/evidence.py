@@ -94,16 +94,36 @@ class RunDirectory:
 
     # --- metrics ----------------------------------------------------------------------------
 
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """metrics.jsonl as records; a torn last line (a kill mid-write) is ignored."""
+        return [record for _, record in self._metric_lines()]
+
     def truncate_metrics_after(self, step: int) -> int:
         """Drop metric lines past `step` (written after the checkpoint we resume from); returns how many."""
         path = self.path / METRICS
         if not path.is_file():
             return 0
         lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [line for line, record in self._metric_lines() if record.get("step", 0) <= step]
         if len(kept) != len(lines):
             atomic_write_text(path, "".join(line + "\n" for line in kept))
         return len(lines) - len(kept)
+
+    def _metric_lines(self) -> list[tuple[str, dict[str, Any]]]:
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        out = []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for k, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                out.append((line, json.loads(line)))
+            except json.JSONDecodeError:
+                if k != len(lines) - 1:
+                    raise
+        return out
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a", encoding="utf-8") as handle:

@@ -96,6 +96,7 @@ def save_checkpoint(
     if final.is_dir() and (final / STATE_FILE).is_file():
         return final  # this exact step is already saved (e.g. a periodic save that was also the last)
     model_state, optim_state = gather_full_state(model, optimizer)
+    rng_states = _gather(capture_rng_state())  # every rank's own RNG streams (dropout differs per rank)
     if not is_main:
         return final
     root.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ def save_checkpoint(
     tokenizer.save_pretrained(tmp)
     torch.save(optim_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(capture_rng_state(), tmp / "rng_state.pt")
+    torch.save(rng_states, tmp / "rng_state.pt")
     # trainer_state.json last: its presence is what marks a checkpoint as complete.
     atomic_write_json(tmp / STATE_FILE, state)
     _fsync_tree(tmp)
@@ -117,8 +118,20 @@ def save_checkpoint(
     _fsync_dir(root)
     if keep is not None:
         for old in list_checkpoints(run_dir)[:-keep]:
+            # Unmark it first: a kill during rmtree must not leave a "complete" checkpoint without weights.
+            (old / STATE_FILE).unlink()
             shutil.rmtree(old)
     return final
+
+
+def _gather(obj: Any) -> list[Any]:
+    import torch.distributed as torch_dist
+
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return [obj]
+    out: list[Any] = [None] * torch_dist.get_world_size()
+    torch_dist.all_gather_object(out, obj)
+    return out
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
@@ -126,7 +139,7 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
 
 
 def load_training_state(
-    checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
+    checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int = 0
 ) -> dict[str, Any]:
     """Restore optimizer, scheduler and RNGs in place (every rank); returns trainer_state.json.
 
@@ -141,7 +154,8 @@ def load_training_state(
         options=StateDictOptions(full_state_dict=True),
     )
     scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
-    restore_rng_state(torch.load(checkpoint / "rng_state.pt", weights_only=False))
+    rng_states = torch.load(checkpoint / "rng_state.pt", weights_only=False)
+    restore_rng_state(rng_states[rank])
     return read_state(checkpoint)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def train_command(args: argparse.Namespace) -> int:
         config_path=str(config_path),
         config_sha256=sha256_file(config_path),
         notes=notes,
-        argv=["tunix-rt", *sys.argv[1:]] if sys.argv[0].endswith("tunix-rt") else sys.argv,
+        argv=_user_command(),
     )
     summary = train(request)
     if int(os.environ.get("RANK", 0)) == 0:
@@ -50,6 +51,16 @@ def train_command(args: argparse.Namespace) -> int:
             f"{summary['tokens_per_sec']} tokens/s; evidence in {args.output}/"
         )
     return 0
+
+
+LAUNCH_COMMAND_ENV = "TUNIX_RT_COMMAND"
+
+
+def _user_command() -> list[str]:
+    """The command the user typed: under --nproc the torchrun children carry it in the environment."""
+    if os.environ.get(LAUNCH_COMMAND_ENV):
+        return json.loads(os.environ[LAUNCH_COMMAND_ENV])
+    return ["tunix-rt", *sys.argv[1:]]  # `tunix-rt ...` and `python -m tunix_rt ...` are the same
 
 
 def launch_torchrun(nproc: int) -> int:
@@ -70,7 +81,8 @@ def launch_torchrun(nproc: int) -> int:
         *argv,
     ]
     print("launching: " + " ".join(command), file=sys.stderr)
-    return subprocess.call(command)
+    env = {**os.environ, LAUNCH_COMMAND_ENV: json.dumps(_user_command())}
+    return subprocess.call(command, env=env)
 
 
 def dry_run(

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
+from tunix_rt.errors import DeviceError
+
 
 @dataclass
 class DistContext:
@@ -43,9 +45,16 @@ class DistContext:
         return self.world_size > 1
 
     def device_request(self, requested: str | None) -> str:
-        """Under torchrun each rank takes cuda:LOCAL_RANK when CUDA is asked for."""
+        """Under torchrun each rank takes cuda:LOCAL_RANK when CUDA is asked for (or auto finds it)."""
         requested = requested or "auto"
-        if self.active and requested == "cuda":
+        if not self.active:
+            return requested
+        if requested.startswith("cuda:"):
+            raise DeviceError(
+                f"--device {requested} under torchrun: each process takes cuda:LOCAL_RANK; ask for 'cuda' "
+                "and choose the GPUs with CUDA_VISIBLE_DEVICES"
+            )
+        if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
             return f"cuda:{self.local_rank}"
         return requested
 
@@ -81,7 +90,7 @@ class DistContext:
             from torch.distributed.fsdp import fully_shard
 
             # Shard each transformer block, then the root (embeddings, norm, head).
-            for module in model.modules():
+            for module in list(model.modules()):
                 if type(module).__name__.endswith(("DecoderLayer", "Block")):
                     fully_shard(module)
             fully_shard(model)
@@ -122,6 +131,21 @@ class DistContext:
     def grad_scale(self) -> int:
         """DDP and FSDP average gradients over ranks; our loss is already a global mean, so undo it."""
         return self.world_size
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when any rank raised the flag (so all stop at the same step)."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self._device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        if not self.active:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch_dist.all_gather_object(out, obj)
+        return out
 
     def all_reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
         if self.active:

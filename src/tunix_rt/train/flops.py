@@ -23,16 +23,20 @@ class FlopCounter:
     n_layers: int
     hidden: int
     peak_gflops: float | None
+    """Of one device; the run's peak is this times the number of processes."""
+    world_size: int = 1
     _tokens: int = 0
     _examples: int = 0
     _seconds: float = 0.0
 
     @classmethod
-    def for_model(cls, model: Any, n_params: int, choice: Any, dtype_name: str) -> FlopCounter:
+    def for_model(
+        cls, model: Any, n_params: int, choice: Any, dtype_name: str, world_size: int = 1
+    ) -> FlopCounter:
         config = unwrap_model(model).config
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
-        return cls(n_params, int(layers), int(hidden), _peak_gflops(choice, dtype_name))
+        return cls(n_params, int(layers), int(hidden), _peak_gflops(choice, dtype_name), world_size)
 
     def flops(self, tokens: int, examples: int) -> float:
         mean_len = tokens / max(examples, 1)
@@ -44,12 +48,13 @@ class FlopCounter:
         self._seconds += seconds
         if not self.peak_gflops or seconds <= 0:
             return None
-        return round(self.flops(tokens, examples) / seconds / (self.peak_gflops * 1e9), 4)
+        return round(self.flops(tokens, examples) / seconds / (self.peak_gflops * 1e9 * self.world_size), 4)
 
     def overall_mfu(self) -> float | None:
         if not self.peak_gflops or self._seconds <= 0:
             return None
-        return round(self.flops(self._tokens, self._examples) / self._seconds / (self.peak_gflops * 1e9), 4)
+        total_peak = self.peak_gflops * 1e9 * self.world_size
+        return round(self.flops(self._tokens, self._examples) / self._seconds / total_peak, 4)
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,12 +6,16 @@ in and the training step itself, so it can be read without jumping files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import resource
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +74,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     cfg, tcfg = req.config, req.config.training
     dist = DistContext.from_env()
     _quiet_library_progress_bars()
+    stop = StopSignal()
 
     # 1. Device first: a device we cannot use is refused before anything is loaded or written.
     choice = resolve_device(dist.device_request(req.device))
@@ -92,9 +97,20 @@ def train(req: TrainRequest) -> dict[str, Any]:
             _check_resume_config(req.output, cfg)
         atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
         write_environment_files(req.output, requested=choice.device)
+        command = req.argv or ["tunix-rt", *sys.argv[1:]]
+        timings = dict(run.manifest.get("timings", {}))
+        if req.resume:
+            # The command that started the run stays the one to reproduce it; resumes are listed.
+            resumes = [*run.manifest.get("resume_commands", []), command]
+            run.manifest["resume_commands"] = resumes
+            command = run.manifest.get("command", command)
+            timings.setdefault("resumed_at", []).append(utc_now())
+        else:
+            timings["started_at"] = utc_now()
         run.update_manifest(
             status="running",
-            command=req.argv or sys.argv,
+            timings=timings,
+            command=command,
             config={
                 "path": req.config_path,
                 "sha256": cfg.sha256(),
@@ -119,11 +135,13 @@ def train(req: TrainRequest) -> dict[str, Any]:
         dist.gather_devices(choice.device)
 
     try:
-        summary = _train(req, run, log, dist, choice, dtype_name, device, resume_from)
+        with stop.installed():
+            summary = _train(req, run, log, dist, choice, dtype_name, device, resume_from, stop)
     except KeyboardInterrupt:
         if run:
             run.set_status("interrupted")
-            log.info("interrupted (Ctrl-C): a checkpoint was saved; continue with --resume")
+            saved = stop.checkpoint or "no new checkpoint (stopped outside the training loop)"
+            log.info(f"interrupted: {saved}; continue with --resume")
         raise
     except BaseException as exc:
         if run:
@@ -132,6 +150,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         raise
     finally:
         if run:
+            _write_readme(run)
             run.close()
         dist.shutdown()
     return summary
@@ -146,6 +165,7 @@ def _train(
     dtype_name: str,
     device: torch.device,
     resume_from: Path | None,
+    stop: StopSignal,
 ) -> dict[str, Any]:
     cfg, tcfg = req.config, req.config.training
     _seed_everything(tcfg.seed)
@@ -170,7 +190,9 @@ def _train(
             for t in loaded.traces
         )
         tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
-        model = build_scratch_model(cfg.model, tokenizer, max_positions=tcfg.max_seq_length, attention=attention)
+        model = build_scratch_model(
+            cfg.model, tokenizer, max_positions=tcfg.max_seq_length, attention=attention
+        )
     else:
         tokenizer, model = load_pretrained(cfg.model, attention)
     n_params = count_parameters(model)
@@ -208,27 +230,37 @@ def _train(
     scheduler = build_scheduler(optimizer, tcfg.lr_scheduler, tcfg.warmup_steps, total_steps)
 
     step, epoch, batch_in_epoch, tokens_seen, examples_seen = 0, 0, 0, 0, 0
+    loop_seconds = 0.0
+    window = _empty_window()
+    # What a checkpoint must agree on to continue the very same run.
+    identity = {
+        "dataset_sha256": loaded.sha256,
+        "world_size": dist.world_size,
+        "effective_batch": effective_batch,
+        "dtype": dtype_name,
+    }
     if resume_from is not None:
-        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler)
-        if state["dataset_sha256"] != loaded.sha256:
+        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler, rank=dist.rank)
+        changed = {k: (state.get(k), v) for k, v in identity.items() if state.get(k) != v}
+        if changed:
+            lines = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
             raise RunDirError(
-                f"--resume: the dataset changed since {resume_from.name} (sha256 {state['dataset_sha256'][:12]} "
-                f"-> {loaded.sha256[:12]}); resuming on other data would not reproduce the run"
+                f"--resume: {resume_from.name} was trained with other settings ({lines}); continuing would "
+                "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
             )
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         tokens_seen, examples_seen = state["tokens_seen"], state["examples_seen"]
-        if run:
-            dropped = run.truncate_metrics_after(step)
-            if dropped:
-                log.info(
-                    f"dropped {dropped} metric lines logged after {resume_from.name} (their steps are redone)"
-                )
-        if step >= total_steps:
-            log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
+        loop_seconds, window = state["loop_seconds"], state["window"]
+    if run and req.resume:
+        dropped = run.truncate_metrics_after(step)
+        if dropped:
+            log.info(f"dropped {dropped} metric lines logged after step {step} (those steps are redone)")
+    if resume_from is not None and step >= total_steps:
+        log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
 
     compute_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
     scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "float16")
-    flops = FlopCounter.for_model(model, n_params, choice, dtype_name)
+    flops = FlopCounter.for_model(model, n_params, choice, dtype_name, dist.world_size)
     if run:
         run.update_manifest(
             dataset={
@@ -273,15 +305,17 @@ def _train(
         f"{total_steps} steps ({total_steps / per_epoch:.2f} epochs), {tcfg.optimizer}, lr {tcfg.learning_rate}"
     )
 
-    def save(reason: str) -> None:
+    def save(reason: str) -> Path:
         state = {
             "step": step,
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
             "tokens_seen": tokens_seen,
             "examples_seen": examples_seen,
+            "loop_seconds": loop_seconds,
+            "window": window,  # the metrics window in progress, so the next logged line is exact
             "config_sha256": req.config.sha256(),
-            "dataset_sha256": loaded.sha256,
+            **identity,
             "saved_at": utc_now(),
             "reason": reason,
         }
@@ -297,15 +331,16 @@ def _train(
         )
         log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
         dist.barrier()
+        return path
 
     # 7. The loop. Host syncs (.item()) happen once per optimizer step for the NaN check, and
     #    the rest of the numbers are read only at logging steps.
     model.train()
     n_micro = tcfg.gradient_accumulation_steps * dist.world_size
     pad_id = tokenizer.pad_token_id
-    steps_this_process, process_tokens, process_examples = 0, 0, 0
-    loop_seconds, checkpoint_seconds, first_step_seconds = 0.0, 0.0, 0.0
-    window = {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+    steps_this_process = 0
+    checkpoint_seconds, first_step_seconds = 0.0, 0.0
+    stop.arm()  # from here on Ctrl-C / SIGTERM stop at the next step boundary, with a checkpoint
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -351,8 +386,6 @@ def _train(
                 batch_tokens = int(lengths[batch].sum())
                 tokens_seen += batch_tokens
                 examples_seen += len(batch)
-                process_tokens += batch_tokens
-                process_examples += len(batch)
                 elapsed = time.perf_counter() - started
                 if steps_this_process == 1:
                     first_step_seconds = elapsed  # includes torch.compile's warm-up when enabled
@@ -377,7 +410,7 @@ def _train(
                         "mfu": flops.mfu(window["tokens"], window["examples"], window["seconds"]),
                         "elapsed_s": round(loop_seconds, 3),
                     }
-                    window = {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+                    window = _empty_window()
                     bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_sec']:.0f}")
                     if run:
                         run.append_metrics(record)
@@ -396,13 +429,15 @@ def _train(
                     and not last_of_run
                 ):
                     raise _SimulatedKill()
+                if dist.any(stop.requested):
+                    bar.close()
+                    stop.checkpoint = f"checkpoint {save('interrupted').name} saved"
+                    raise KeyboardInterrupt
             if batch_in_epoch >= len(batches):
                 epoch, batch_in_epoch = epoch + 1, 0
-    except KeyboardInterrupt:
+    finally:
         bar.close()
-        save("interrupted")
-        raise
-    bar.close()
+    stop.disarm()
     t0 = time.perf_counter()
     save("final")
     checkpoint_seconds += time.perf_counter() - t0
@@ -416,18 +451,9 @@ def _train(
     dist.barrier()
 
     summary = _summary(
-        run,
-        step,
-        per_epoch,
-        loop_seconds,
-        checkpoint_seconds,
-        tokens_seen,
-        process_tokens,
-        process_examples,
-        steps_this_process,
-        device,
-        flops,
-    )
+        run, step, per_epoch, loop_seconds, checkpoint_seconds, tokens_seen, examples_seen,
+        steps_this_process, device, flops,
+    )  # fmt: skip
     if not run:
         return summary
     summary["first_step_s"] = round(first_step_seconds, 3)
@@ -438,17 +464,22 @@ def _train(
         from tunix_rt.eval.runner import evaluate
 
         log.info(f"evaluating on {tcfg.eval_set}")
-        result = evaluate(
-            final_dir,
-            tcfg.eval_set,
-            req.output / EVAL_DIR,
-            device=choice.device,
-            batch_size=tcfg.eval_batch_size,
-            max_new_tokens=tcfg.eval_max_new_tokens,
-            # A sharded (FSDP) model cannot generate on one rank: evaluate from final_model/.
-            model_obj=None if cfg.training.strategy == "fsdp" and dist.active else unwrapped,
-            tokenizer=tokenizer,
+        result = _evaluate_or_record(
+            run,
+            log,
+            lambda: evaluate(
+                final_dir,
+                tcfg.eval_set,
+                req.output / EVAL_DIR,
+                device=choice.device,
+                batch_size=tcfg.eval_batch_size,
+                max_new_tokens=tcfg.eval_max_new_tokens,
+                # A sharded (FSDP) model cannot generate on one rank: evaluate from final_model/.
+                model_obj=None if cfg.training.strategy == "fsdp" and dist.active else unwrapped,
+                tokenizer=tokenizer,
+            ),
         )
+    if tcfg.eval_set and result is not None:
         headline = {
             "eval_set": tcfg.eval_set,
             "primary_score": result["primary_score"],
@@ -467,14 +498,72 @@ def _train(
         log.info(f"eval: primary_score {result['primary_score']:.3f} on {headline['n_items']} items")
 
     run.set_status("completed")
-    from tunix_rt.runs.report import write_run_readme
-
-    write_run_readme(req.output)
     log.info(f"completed: {step} steps, final loss {summary['final_loss']}, evidence in {req.output}")
     return summary
 
 
 # --- helpers used once by the recipe above ------------------------------------------------------
+
+
+class StopSignal:
+    """Ctrl-C and SIGTERM during the loop stop it at the next step boundary, with a checkpoint.
+
+    Outside the loop (loading, the final save, evaluation) they interrupt at once, as usual.
+    Stopping at a boundary keeps the checkpoint's weights and step counter consistent, and under
+    torchrun every rank stops at the same step (the flag is all-reduced each step).
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.requested = False
+        self.checkpoint: str | None = None
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.armed:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopSignal]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be installed from the main thread
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _empty_window() -> dict[str, Any]:
+    return {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+
+
+def _evaluate_or_record(run: RunDirectory, log: Any, evaluate: Any) -> dict[str, Any] | None:
+    """The model is trained and saved whatever happens here: an eval failure is recorded, not fatal."""
+    try:
+        return evaluate()
+    except Exception as exc:
+        run.update_manifest(eval={"error": f"{type(exc).__name__}: {exc}"})
+        log.info(f"evaluation failed (the trained model is saved): {type(exc).__name__}: {exc}")
+        return None
+
+
+def _write_readme(run: RunDirectory) -> None:
+    """The evidence index, for completed, failed and interrupted runs alike."""
+    from tunix_rt.runs.report import write_run_readme
+
+    try:
+        write_run_readme(run.path)
+    except Exception as exc:  # the run's own outcome must not be masked by its report
+        run.log.info(f"could not write README.md: {type(exc).__name__}: {exc}")
 
 
 class _SimulatedKill(BaseException):
@@ -570,36 +659,28 @@ def _summary(
     loop_seconds: float,
     checkpoint_seconds: float,
     tokens_seen: int,
-    process_tokens: int,
-    process_examples: int,
+    examples_seen: int,
     steps_this_process: int,
     device: torch.device,
     flops: FlopCounter,
 ) -> dict[str, Any]:
-    """The manifest's summary. Speeds describe this process's own steps and the loop alone
-    (a resumed run reports the part it trained; checkpoint writes are timed apart)."""
+    """The manifest's summary: cumulative over resumes, the loop alone (checkpoint writes apart)."""
     final_loss = None
-    if run and (run.path / "metrics.jsonl").is_file():
-        import json
-
-        records = [
-            json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if line.strip()
-        ]
-        losses = [r["loss"] for r in records if "loss" in r]
+    if run:
+        losses = [r["loss"] for r in run.read_metrics() if "loss" in r]
         final_loss = round(losses[-1], 6) if losses else None
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:  # ru_maxrss is KiB on Linux: the process's peak resident memory
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    speed = loop_seconds if loop_seconds > 0 else float("nan")
     return {
         "global_step": step,
         "epochs": round(step / per_epoch, 4),
         "final_loss": final_loss,
         "train_runtime_s": round(loop_seconds, 3),
         "train_tokens": tokens_seen,
-        "tokens_per_sec": round(process_tokens / speed, 1) if loop_seconds else None,
-        "samples_per_sec": round(process_examples / speed, 2) if loop_seconds else None,
+        "tokens_per_sec": round(tokens_seen / loop_seconds, 1) if loop_seconds else None,
+        "samples_per_sec": round(examples_seen / loop_seconds, 2) if loop_seconds else None,
         "peak_memory_mb": round(peak_mb, 1),
         "checkpoint_s": round(checkpoint_seconds, 3),
         "steps_this_process": steps_this_process,

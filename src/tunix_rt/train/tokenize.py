@@ -19,17 +19,19 @@ from tunix_rt.errors import DataError
 from tunix_rt.train.render import render_completion, render_prompt
 
 
-def _bos_prefix(tokenizer: Any) -> list[int]:
+def _bos_prefix(tokenizer: Any, prompt_text: str) -> list[int]:
     # Llama/Gemma tokenizers expect BOS at the start of every sequence; GPT-2 and the from-scratch
-    # tokenizer do not add one.
-    if tokenizer.bos_token_id is not None and getattr(tokenizer, "add_bos_token", False):
-        return [tokenizer.bos_token_id]
-    return []
+    # tokenizer do not add one. Chat templates such as Gemma's already write BOS as text: never twice.
+    if tokenizer.bos_token_id is None or not getattr(tokenizer, "add_bos_token", False):
+        return []
+    if tokenizer.bos_token and prompt_text.startswith(tokenizer.bos_token):
+        return []
+    return [tokenizer.bos_token_id]
 
 
 def encode_prompt(tokenizer: Any, prompt_text: str) -> list[int]:
     """The prompt's ids, exactly as training saw them (used by evaluation too)."""
-    return _bos_prefix(tokenizer) + tokenizer(prompt_text, add_special_tokens=False).input_ids
+    return _bos_prefix(tokenizer, prompt_text) + tokenizer(prompt_text, add_special_tokens=False).input_ids
 
 
 @dataclass
@@ -71,13 +73,14 @@ def tokenize_traces(
     completions = [render_completion(t) for t in traces]
     prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
     completion_ids = tokenizer(completions, add_special_tokens=False).input_ids
-    bos, eos = _bos_prefix(tokenizer), tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
 
     chunks: list[list[int]] = []
     prompt_lengths: list[int] = []
     kept: list[int] = []
     too_long: list[int] = []
     for k, (p_ids, c_ids) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
+        bos = _bos_prefix(tokenizer, prompts[k])
         ids = bos + p_ids + c_ids + [eos]
         if len(ids) > max_seq_length:
             too_long.append(k)
