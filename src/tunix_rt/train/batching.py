@@ -19,9 +19,6 @@ import torch
 from tunix_rt.train.tokenize import TokenizedDataset
 
 IGNORE_INDEX = -100
-# Examples are grouped by length within windows of this many effective batches: enough to cut
-# padding to a few percent, small enough that each batch still mixes tasks from across the data.
-BUCKET_WINDOW = 32
 
 
 def steps_per_epoch(n_examples: int, effective_batch: int) -> int:
@@ -29,13 +26,24 @@ def steps_per_epoch(n_examples: int, effective_batch: int) -> int:
 
 
 def epoch_batches(
-    lengths: np.ndarray, effective_batch: int, *, seed: int, epoch: int, shuffle: bool = True
+    lengths: np.ndarray,
+    effective_batch: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    bucket_window: int = 32,
 ) -> list[np.ndarray]:
-    """The effective batches of one epoch, as arrays of example indices."""
+    """The effective batches of one epoch, as arrays of example indices.
+
+    Examples are grouped by length within windows of `bucket_window` effective batches: a wide
+    window cuts padding to a few percent, a narrow one keeps batches closer to random (1 = random
+    batches, each padded to its own longest example). docs/performance.md measures the trade-off.
+    """
     n = len(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n) if shuffle else np.arange(n)
-    window = effective_batch * BUCKET_WINDOW
+    window = effective_batch * bucket_window
     batches: list[np.ndarray] = []
     for start in range(0, n, window):
         chunk = order[start : start + window]

@@ -352,7 +352,12 @@ def _train(
     try:
         while step < total_steps:
             batches = epoch_batches(
-                lengths, effective_batch, seed=shuffle_seed, epoch=epoch, shuffle=cfg.data.shuffle
+                lengths,
+                effective_batch,
+                seed=shuffle_seed,
+                epoch=epoch,
+                shuffle=cfg.data.shuffle,
+                bucket_window=cfg.data.bucket_window,
             )
             while batch_in_epoch < len(batches) and step < total_steps:
                 started = time.perf_counter()
