@@ -75,11 +75,11 @@ def test_missing_peer_packages_mean_skipped_not_crash(
     """What `make test` sees with only the dev extra: the peer rows are skipped with the reason."""
     module = _load_module()
     real = importlib.util.find_spec
-    absent = {"trl", "accelerate"}
+    absent = {"trl", "accelerate", "datasets"}  # what a venv with only the dev extra lacks
     monkeypatch.setattr(
         module.importlib.util, "find_spec", lambda name, *a: None if name in absent else real(name, *a)
     )
-    assert module.missing_packages(module.CONTENDERS["trl-bf16"]) == ["trl", "accelerate"]
+    assert module.missing_packages(module.CONTENDERS["trl-bf16"]) == ["trl", "accelerate", "datasets"]
     assert module.missing_packages(module.CONTENDERS["tunix-rt"]) == []
     out = tmp_path / "results.json"
     code = module.main(
@@ -88,7 +88,7 @@ def test_missing_peer_packages_mean_skipped_not_crash(
     assert code == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
-    assert "not installed: trl, accelerate" in rows[0]["reason"]
+    assert "not installed: trl, accelerate, datasets" in rows[0]["reason"]
     assert "not installed: accelerate" in rows[1]["reason"]
 
 
