@@ -250,7 +250,7 @@ def run_tunix(
         final_loss=summary.get("final_loss"),
         dtype=(manifest.get("model") or {}).get("dtype"),
         manifest_tokens_per_sec=summary.get("tokens_per_sec"),
-        manifest_mfu=summary.get("mfu"),
+        manifest_mfu=(manifest.get("loop") or {}).get("mfu"),
         manifest_peak_memory_mb=summary.get("peak_memory_mb"),
         settings={"trainer": "tunix-rt", "config": str(config), "set": list(args.tunix_set)},
     )

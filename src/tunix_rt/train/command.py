@@ -24,7 +24,7 @@ def train_command(args: argparse.Namespace) -> int:
             f"{config_path}: no dataset: pass --dataset KEY|PATH or set data.dataset in the config"
         )
     if args.dry_run:
-        return dry_run(config, notes, dataset, Path(args.output), args.device, str(config_path))
+        return dry_run(config, notes, dataset, Path(args.output), args.device, str(config_path), args.nproc)
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc)
 
@@ -86,7 +86,13 @@ def launch_torchrun(nproc: int) -> int:
 
 
 def dry_run(
-    config: Config, notes: list[str], dataset: str, output: Path, device: str | None, config_path: str
+    config: Config,
+    notes: list[str],
+    dataset: str,
+    output: Path,
+    device: str | None,
+    config_path: str,
+    nproc: int | None = None,
 ) -> int:
     """Validate config, dataset and device; print the plan. Exit 0 when config and data are valid.
 
@@ -123,7 +129,8 @@ def dry_run(
             max_seq_length=tcfg.max_seq_length,
         )
         n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
-    effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", 1))
+    processes = nproc or int(os.environ.get("WORLD_SIZE", 1))
+    effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * processes
     per_epoch = -(-n_examples // effective)
     total = tcfg.max_steps or max(1, int(-(-tcfg.num_epochs * per_epoch // 1)))
     if n_tokens is None:
@@ -137,7 +144,8 @@ def dry_run(
         print(f"tokens: {n_tokens} per epoch ({n_tokens / max(n_examples, 1):.0f} per example)")
     print(
         f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); effective batch {effective} = "
-        f"{tcfg.batch_size} x {tcfg.gradient_accumulation_steps} accumulation; {tcfg.optimizer}, "
+        f"{tcfg.batch_size} x {tcfg.gradient_accumulation_steps} accumulation x {processes} processes; "
+        f"{tcfg.optimizer}, "
         f"lr {tcfg.learning_rate} ({tcfg.lr_scheduler}, {tcfg.warmup_steps} warmup)"
     )
     print(f"output: {output.resolve()} ({'exists' if output.exists() else 'will be created'})")
