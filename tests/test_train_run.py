@@ -316,3 +316,11 @@ def test_resume_refuses_a_changed_dataset(dataset, tmp_path) -> None:
     other = write_traces(tmp_path / "other.jsonl", n=48, seed=5)
     with pytest.raises(RunDirError, match="dataset_sha256"):
         run(scratch_config(max_steps=4), other, tmp_path / "r", resume=True)
+
+
+def test_adafactor_and_constant_schedule_train(dataset, tmp_path) -> None:
+    summary = run(scratch_config(max_steps=4, optimizer="adafactor", lr_scheduler="constant"), dataset,
+                  tmp_path / "r")
+    losses = [m["loss"] for m in read_metrics(tmp_path / "r")]
+    assert summary["global_step"] == 4 and losses[-1] < losses[0]
+    assert {m["lr"] for m in read_metrics(tmp_path / "r")[1:]} == {3e-3}
