@@ -424,6 +424,14 @@ def remainders(rng: random.Random) -> Item:
     return Item("remainder", n, prompt, steps, str(r), {"kind": "remainder", "n": m, "k": k})
 
 
+# Arithmetic and geometric "what comes next" share their phrasings.
+NEXT_TERM_PHRASINGS = [
+    "What comes next: {s}, ...?",
+    "Find the next number in the sequence {s}.",
+    "Continue the pattern: {s}, ?",
+]
+
+
 def sequences(rng: random.Random) -> Item:
     kind = rng.randrange(3)
     if kind == 0:
@@ -431,11 +439,7 @@ def sequences(rng: random.Random) -> Item:
         terms = [start + d * j for j in range(4)]
         n, prompt = pick(
             rng,
-            [
-                "What comes next: {s}, ...?",
-                "Find the next number in the sequence {s}.",
-                "Continue the pattern: {s}, ?",
-            ],
+            NEXT_TERM_PHRASINGS,
             s=", ".join(map(str, terms)),
         )
         steps = [
@@ -448,11 +452,7 @@ def sequences(rng: random.Random) -> Item:
         terms = [start * ratio**j for j in range(4)]
         n, prompt = pick(
             rng,
-            [
-                "What comes next: {s}, ...?",
-                "Find the next number in the sequence {s}.",
-                "Continue the pattern: {s}, ?",
-            ],
+            NEXT_TERM_PHRASINGS,
             s=", ".join(map(str, terms)),
         )
         steps = [
