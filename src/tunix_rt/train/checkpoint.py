@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tunix_rt.fsutil import atomic_write_json
-from tunix_rt.train.distributed import unwrap_model
+from tunix_rt.train.distributed import all_gather, unwrap_model
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -96,7 +96,7 @@ def save_checkpoint(
     if final.is_dir() and (final / STATE_FILE).is_file():
         return final  # this exact step is already saved (e.g. a periodic save that was also the last)
     model_state, optim_state = gather_full_state(model, optimizer)
-    rng_states = _gather(capture_rng_state())  # every rank's own RNG streams (dropout differs per rank)
+    rng_states = all_gather(capture_rng_state())  # every rank's own RNG streams (dropout differs per rank)
     if not is_main:
         return final
     root.mkdir(parents=True, exist_ok=True)
@@ -122,16 +122,6 @@ def save_checkpoint(
             (old / STATE_FILE).unlink()
             shutil.rmtree(old)
     return final
-
-
-def _gather(obj: Any) -> list[Any]:
-    import torch.distributed as torch_dist
-
-    if not (torch_dist.is_available() and torch_dist.is_initialized()):
-        return [obj]
-    out: list[Any] = [None] * torch_dist.get_world_size()
-    torch_dist.all_gather_object(out, obj)
-    return out
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:

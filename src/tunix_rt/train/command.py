@@ -170,15 +170,10 @@ def _plan_device(requested: str, dtype: str, blockers: list[str]) -> str:
 
 
 def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> tuple[Any, str]:
-    from tunix_rt.train.model import check_model_available, finish_tokenizer, train_tokenizer
+    from tunix_rt.train.model import check_model_available, finish_tokenizer, train_scratch_tokenizer
 
     if config.model.init == "scratch":
-        from tunix_rt.train.render import render_completion, render_prompt
-
-        texts = (
-            render_prompt(t.prompt, None, config.system_instruction) + render_completion(t) for t in traces
-        )
-        tokenizer = train_tokenizer(texts, config.model.vocab_size)
+        tokenizer = train_scratch_tokenizer(traces, config.system_instruction, config.model.vocab_size)
         m = config.model
         return tokenizer, (
             f"{m.architecture} from scratch: hidden {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, "

@@ -75,11 +75,7 @@ class DistContext:
             torch_dist.destroy_process_group()
 
     def gather_devices(self, device: str) -> list[str]:
-        if not self.active:
-            return [device]
-        out: list[Any] = [None] * self.world_size
-        torch_dist.all_gather_object(out, device)
-        return out
+        return all_gather(device)
 
     # --- the model ----------------------------------------------------------------------------
 
@@ -140,13 +136,6 @@ class DistContext:
         torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
         return bool(value.item())
 
-    def gather_objects(self, obj: Any) -> list[Any]:
-        if not self.active:
-            return [obj]
-        out: list[Any] = [None] * self.world_size
-        torch_dist.all_gather_object(out, obj)
-        return out
-
     def all_reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
         if self.active:
             torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
@@ -157,3 +146,12 @@ def unwrap_model(model: Any) -> Any:
     model = getattr(model, "_orig_mod", model)  # torch.compile
     model = getattr(model, "module", model)  # DDP
     return getattr(model, "_orig_mod", model)
+
+
+def all_gather(obj: Any) -> list[Any]:
+    """Every rank's `obj`, in rank order ([obj] without a process group)."""
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return [obj]
+    out: list[Any] = [None] * torch_dist.get_world_size()
+    torch_dist.all_gather_object(out, obj)
+    return out

@@ -42,10 +42,10 @@ from tunix_rt.train.model import (
     build_scratch_model,
     count_parameters,
     load_pretrained,
-    train_tokenizer,
+    train_scratch_tokenizer,
 )
 from tunix_rt.train.optim import build_optimizer, build_scheduler
-from tunix_rt.train.render import render_completion, render_prompt, template_kind
+from tunix_rt.train.render import template_kind
 from tunix_rt.train.tokenize import tokenize_traces
 
 RENDER_FILE = "tunix_rt_render.json"
@@ -185,11 +185,7 @@ def _train(
         tokenizer, model = load_pretrained(cfg.model, attention, source=resume_from)
         log.info(f"resuming from {resume_from.name}")
     elif cfg.model.init == "scratch":
-        texts = (
-            render_prompt(t.prompt, None, cfg.system_instruction) + render_completion(t)
-            for t in loaded.traces
-        )
-        tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
+        tokenizer = train_scratch_tokenizer(loaded.traces, cfg.system_instruction, cfg.model.vocab_size)
         model = build_scratch_model(
             cfg.model, tokenizer, max_positions=tcfg.max_seq_length, attention=attention
         )

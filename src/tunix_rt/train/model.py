@@ -47,6 +47,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
 
 
+def train_scratch_tokenizer(traces: Iterable[Any], system_instruction: str | None, vocab_size: int) -> Any:
+    """The from-scratch tokenizer, trained on exactly the texts the model will be trained on."""
+    from tunix_rt.train.render import render_completion, render_prompt
+
+    texts = (render_prompt(t.prompt, None, system_instruction) + render_completion(t) for t in traces)
+    return train_tokenizer(texts, vocab_size)
+
+
 def finish_tokenizer(tokenizer: Any) -> Any:
     """Batches need a pad id; models like GPT-2 ship without one, so reuse EOS (masked out anyway)."""
     if tokenizer.pad_token_id is None:
