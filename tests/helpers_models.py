@@ -68,6 +68,19 @@ def make_tiny_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0
             max_position_embeddings=256,
             **ids,
         )
+    elif arch in ("qwen2", "gemma"):
+        config = AutoConfig.for_model(
+            arch,
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=256,
+            **ids,
+        )
     else:
         raise ValueError(f"unknown arch {arch!r}")
     torch.manual_seed(seed)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers_models import make_tiny_model, make_tokenizer
 from helpers_train import write_traces
 from tunix_rt.data.loader import load_traces
-from tunix_rt.train.batching import IGNORE_INDEX, collate, epoch_batches, micro_batches
+from tunix_rt.train.batching import IGNORE_INDEX, Batch, collate, epoch_batches, micro_batches
 from tunix_rt.train.tokenize import encode_prompt, tokenize_traces
 
 
@@ -23,15 +23,17 @@ def setup(request, tmp_path):
     return model, tokenizer, traces, data
 
 
-def _loss_sum(model, input_ids, labels) -> torch.Tensor:
-    logits = model(input_ids=input_ids).logits
+def _loss_sum(model, batch: Batch) -> torch.Tensor:
+    logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+    labels = batch.labels
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="sum")
 
 
 def test_prompt_tokens_never_carry_loss(setup) -> None:
     model, tokenizer, _traces, data = setup
     idx = np.arange(4)
-    input_ids, labels = collate(data, idx, tokenizer.pad_token_id)
+    batch = collate(data, idx, tokenizer.pad_token_id, packed=False)
+    input_ids, labels = batch.input_ids, batch.labels
     for row, k in enumerate(idx):
         n_prompt, n = int(data.prompt_lengths[k]), int(data.lengths[k])
         assert (labels[row, :n_prompt] == IGNORE_INDEX).all()
@@ -58,23 +60,41 @@ def test_prompt_ids_are_the_ids_evaluation_uses(setup) -> None:
         assert data.example(k)[:n_prompt].tolist() == encode_prompt(tokenizer, prompt)
 
 
-def test_padded_to_max_length_and_bucketed_batches_give_the_same_loss(setup) -> None:
+@torch.no_grad()
+def test_padded_to_max_length_padded_and_packed_micro_batches_give_the_same_loss(setup) -> None:
     model, tokenizer, _, data = setup
     pad = tokenizer.pad_token_id
     idx = np.arange(len(data))
     n_tokens = int(data.completion_lengths[idx].sum())
     # One batch padded to max_seq_length, as the original did ...
-    ids, labels = collate(data, idx, pad)
+    batch = collate(data, idx, pad, packed=False)
     width = 256
-    ids = F.pad(ids, (0, width - ids.shape[1]), value=pad)
-    labels = F.pad(labels, (0, width - labels.shape[1]), value=IGNORE_INDEX)
-    padded = _loss_sum(model, ids, labels) / n_tokens
-    # ... and length-sorted micro-batches padded only to their own longest example.
-    bucketed = (
-        sum(_loss_sum(model, *collate(data, m, pad)) for m in micro_batches(idx, data.lengths, 4)) / n_tokens
-    )
-    assert float(padded) == pytest.approx(float(bucketed), rel=1e-5)
-    assert collate(data, micro_batches(idx, data.lengths, 4)[0], pad)[0].shape[1] < width
+    ids = F.pad(batch.input_ids, (0, width - batch.input_ids.shape[1]), value=pad)
+    labels = F.pad(batch.labels, (0, width - batch.labels.shape[1]), value=IGNORE_INDEX)
+    reference = float(_loss_sum(model, Batch(ids, labels, None)) / n_tokens)
+    # ... length-sorted micro-batches padded only to their own longest example ...
+    micros = micro_batches(idx, data.lengths, 4)
+    padded = sum(_loss_sum(model, collate(data, m, pad, packed=False)) for m in micros) / n_tokens
+    # ... and the same micro-batches packed several examples to a row.
+    packed_batches = [collate(data, m, pad, packed=True) for m in micros]
+    packed = sum(_loss_sum(model, b) for b in packed_batches) / n_tokens
+    assert float(padded) == pytest.approx(reference, rel=1e-5)
+    assert float(packed) == pytest.approx(reference, rel=1e-5)
+    assert collate(data, micros[0], pad, packed=False).input_ids.shape[1] < width
+    whole = collate(data, idx, pad, packed=True)
+    assert float(_loss_sum(model, whole) / n_tokens) == pytest.approx(reference, rel=1e-5)
+
+
+def test_packed_rows_give_the_gradients_of_padded_rows(setup) -> None:
+    model, tokenizer, _, data = setup
+    idx = np.arange(len(data))
+    grads = []
+    for packed in (False, True):
+        model.zero_grad()
+        _loss_sum(model, collate(data, idx, tokenizer.pad_token_id, packed=packed)).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_too_long_examples_are_counted_not_cut(setup) -> None:

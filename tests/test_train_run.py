@@ -324,3 +324,25 @@ def test_adafactor_and_constant_schedule_train(dataset, tmp_path) -> None:
     losses = [m["loss"] for m in read_metrics(tmp_path / "r")]
     assert summary["global_step"] == 4 and losses[-1] < losses[0]
     assert {m["lr"] for m in read_metrics(tmp_path / "r")[1:]} == {3e-3}
+
+
+def test_packed_and_padded_runs_train_alike_and_the_layout_is_recorded(dataset, tmp_path, monkeypatch) -> None:
+    run(scratch_config(batch_size=8), dataset, tmp_path / "packed")
+    padded = scratch_config(batch_size=8)
+    padded["data"] = {"packing": False}
+    run(padded, dataset, tmp_path / "padded")
+    layouts = {
+        name: json.loads((tmp_path / name / "run_manifest.json").read_text())["plan"]["layout"]
+        for name in ("packed", "padded")
+    }
+    assert layouts == {"packed": "packed", "padded": "padded: data.packing is false"}
+    losses = [[m["loss"] for m in read_metrics(tmp_path / name)] for name in ("packed", "padded")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    assert_same_weights(tmp_path / "packed", tmp_path / "padded", atol=1e-4)
+
+    # A model whose attention would mix packed examples is trained on padded rows, and says so.
+    monkeypatch.setattr(loop, "supports_packed_sequences", lambda model: False)
+    run(scratch_config(batch_size=8), dataset, tmp_path / "fallback")
+    manifest = json.loads((tmp_path / "fallback" / "run_manifest.json").read_text())
+    assert manifest["plan"]["layout"].startswith("padded: this model's attention ignores")
+    assert "batch layout: padded" in (tmp_path / "fallback" / "training_log.txt").read_text()

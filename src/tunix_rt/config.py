@@ -102,10 +102,15 @@ class DataConfig(_Section):
     """None: training.seed."""
     skip_invalid: bool = False
     """Skip invalid lines (counted in the manifest) instead of refusing the dataset."""
-    bucket_window: int = Field(32, ge=1)
-    """Length grouping: examples are sorted by length within windows of this many batches (less
-    padding, faster); 1 = random batches. Wider windows make batches less random (see
-    docs/performance.md for the measured speed/loss trade-off)."""
+    packing: bool = True
+    """Pack a micro-batch's examples into shared rows, each example with its own position ids and
+    attention (no padding to speak of, same loss as padded rows). Used only when the model's
+    attention honours per-example position ids, checked at start; otherwise rows are padded and
+    the log and manifest (plan.layout) say why."""
+    bucket_window: int = Field(1, ge=1)
+    """1 = random batches. N > 1 sorts examples by length within windows of N batches: batches of
+    similar lengths (less padding when packing is off) that are far from random, which costs loss
+    in short runs (docs/performance.md measures the trade-off)."""
 
 
 class OutputConfig(_Section):

@@ -100,11 +100,14 @@ def load_model(model_dir: Path, device: str, dtype: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tunix_rt.train.model import use_fused_activations
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{model_dir}: cannot load model/tokenizer: {exc}") from exc
+    use_fused_activations(model)  # the same function as training ran, one kernel (GPT-2's GELU)
     return model.to(device), tokenizer
 
 

@@ -5,13 +5,14 @@ index) replays exactly what an uninterrupted run would have seen, with no sample
 
 An *effective batch* is batch_size x gradient_accumulation_steps x world_size examples, chosen
 without regard to how it will be split, so 4 x 2 accumulated sees the same examples as one batch
-of 8. Within it, examples are sorted by length and cut into micro-batches, so each micro-batch is
-padded only to its own longest example (never to max_seq_length).
+of 8. Within it, examples are sorted by length and cut into micro-batches; each micro-batch is
+then packed into shared rows (or padded to its own longest example, never to max_seq_length).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,13 +33,14 @@ def epoch_batches(
     seed: int,
     epoch: int,
     shuffle: bool = True,
-    bucket_window: int = 32,
+    bucket_window: int = 1,
 ) -> list[np.ndarray]:
     """The effective batches of one epoch, as arrays of example indices.
 
-    Examples are grouped by length within windows of `bucket_window` effective batches: a wide
-    window cuts padding to a few percent, a narrow one keeps batches closer to random (1 = random
-    batches, each padded to its own longest example). docs/performance.md measures the trade-off.
+    bucket_window 1 (the default): random batches, exactly what a shuffled sampler draws. A wider
+    window sorts examples by length within windows of that many batches, so batches hold examples
+    of similar length: less padding when packing is off, but batches that are far from random,
+    which costs loss in short runs (docs/performance.md measures it).
     """
     n = len(lengths)
     rng = np.random.default_rng([seed, epoch])
@@ -64,20 +66,89 @@ def micro_batches(batch: np.ndarray, lengths: np.ndarray, n_micro: int) -> list[
     return list(np.array_split(ordered, n_micro))
 
 
-def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, labels), right-padded to the longest example in this micro-batch.
+# Row widths are rounded up so a run sees a handful of tensor shapes: oneDNN (CPU) and cuBLAS
+# build a kernel per shape, and on this 2-core CPU a new shape costs ~5 ms per matmul triple,
+# more than the padding the rounding adds (docs/performance.md, "stable shapes").
+PACKED_ROW_MULTIPLE = 64
+PADDED_ROW_MULTIPLE = 16
 
-    Right padding keeps causal attention exact without an attention mask: real tokens only ever look
-    left, at other real tokens of the same example, and positions start at 0 for every row. Labels
-    are IGNORE_INDEX on prompt tokens and padding, so only completion tokens (and EOS) carry loss.
+
+@dataclass
+class Batch:
+    """One micro-batch as model inputs; labels are IGNORE_INDEX wherever no loss is taken."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    position_ids: torch.Tensor | None  # None: one example per row, positions 0.. (padded layout)
+
+    def to(self, device: torch.device) -> Batch:
+        pos = self.position_ids
+        return Batch(
+            self.input_ids.to(device, non_blocking=True),
+            self.labels.to(device, non_blocking=True),
+            None if pos is None else pos.to(device, non_blocking=True),
+        )
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def pack_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
+    """First-fit decreasing: positions into `lengths`, grouped into rows of at most `width` tokens."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in np.argsort(-lengths, kind="stable"):
+        n = int(lengths[i])
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(int(i))
+                room[r] -= n
+                break
+        else:
+            rows.append([int(i)])
+            room.append(width - n)
+    return rows
+
+
+def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed: bool) -> Batch:
+    """The examples `indices` as one micro-batch, packed or padded; both give the same loss.
+
+    packed: examples share rows of a common width (the longest example rounded up to 64), each with
+    its own position ids starting at 0. transformers turns restarting position ids into a
+    block-diagonal causal mask (masking_utils.find_packed_sequence_indices), so no example sees
+    another; train.model.supports_packed_sequences checks that before a run relies on it.
+
+    padded: one example per row, right-padded, no attention mask. Real tokens only ever look left,
+    at other real tokens of the same example, so causal attention is exact without a mask.
+
+    Labels are IGNORE_INDEX on prompt tokens and padding, so only completion tokens (and EOS) carry
+    loss; an example's first token never does, so no row predicts across an example boundary.
     """
     lengths = data.lengths[indices]
-    width = int(lengths.max())
-    input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
-    labels = np.full((len(indices), width), IGNORE_INDEX, dtype=np.int64)
-    for row, k in enumerate(indices):
-        ids = data.example(int(k))
-        input_ids[row, : len(ids)] = ids
-        start = int(data.prompt_lengths[k])
-        labels[row, start : len(ids)] = ids[start:]
-    return torch.from_numpy(input_ids), torch.from_numpy(labels)
+    longest = int(lengths.max())
+    if packed:
+        width = round_up(longest, PACKED_ROW_MULTIPLE)
+        rows = [[int(indices[i]) for i in row] for row in pack_rows(lengths, width)]
+    else:
+        rows = [[int(k)] for k in indices]
+        width = round_up(longest, PADDED_ROW_MULTIPLE)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
+    # Padding keeps position 0: every pad token is then a sequence of its own, seen by nothing real.
+    positions = np.zeros((len(rows), width), dtype=np.int64)
+    for r, row in enumerate(rows):
+        start = 0
+        for k in row:
+            ids = data.example(k)
+            end = start + len(ids)
+            input_ids[r, start:end] = ids
+            first_loss = start + max(int(data.prompt_lengths[k]), 1)
+            labels[r, first_loss:end] = ids[first_loss - start :]
+            positions[r, start:end] = np.arange(len(ids))
+            start = end
+    return Batch(
+        torch.from_numpy(input_ids),
+        torch.from_numpy(labels),
+        torch.from_numpy(positions) if packed else None,
+    )

@@ -42,7 +42,9 @@ from tunix_rt.train.model import (
     build_scratch_model,
     count_parameters,
     load_pretrained,
+    supports_packed_sequences,
     train_scratch_tokenizer,
+    use_fused_activations,
 )
 from tunix_rt.train.optim import build_optimizer, build_scheduler
 from tunix_rt.train.render import template_kind
@@ -196,6 +198,15 @@ def _train(
     log.info(
         f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
     )
+    if use_fused_activations(model):
+        log.info("GELU: gelu_new runs as torch's fused tanh GELU (the same function, one kernel)")
+    # Packed rows only when the model provably keeps packed examples apart (see collate).
+    packed = cfg.data.packing and supports_packed_sequences(model)
+    if cfg.data.packing and not packed:
+        layout = "padded: this model's attention ignores restarting position ids, packing would mix examples"
+    else:
+        layout = "packed" if packed else "padded: data.packing is false"
+    log.info(f"batch layout: {layout}")
 
     # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
     data = tokenize_traces(
@@ -293,6 +304,7 @@ def _train(
                 "total_steps": total_steps,
                 "start_step": step,
                 "peak_gflops": flops.peak_gflops,
+                "layout": layout,
             },
         )
     log.info(
@@ -364,7 +376,7 @@ def _train(
                 step_loss = torch.zeros((), device=device)
                 for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
                     with dist.sync_context(model, is_last):
-                        loss_sum = _micro_batch_loss(model, data, micro, pad_id, device, compute_dtype)
+                        loss_sum = _micro_batch_loss(model, data, micro, pad_id, packed, device, compute_dtype)
                         scaler.scale(loss_sum * dist.grad_scale / loss_tokens).backward()
                     step_loss += loss_sum.detach()
                 step_loss = dist.all_reduce_sum(step_loss)
@@ -580,6 +592,7 @@ def _micro_batch_loss(
     data: Any,
     micro: np.ndarray,
     pad_id: int,
+    packed: bool,
     device: torch.device,
     compute_dtype: torch.dtype | None,
 ) -> torch.Tensor:
@@ -587,11 +600,13 @@ def _micro_batch_loss(
     if len(micro) == 0:
         # A rank with no examples at the tail of an epoch still joins the gradient all-reduce.
         dummy = torch.full((1, 1), pad_id, device=device)
-        return model(input_ids=dummy).logits.sum() * 0.0
-    input_ids, labels = collate(data, micro, pad_id)
-    input_ids, labels = input_ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        return model(input_ids=dummy, use_cache=False).logits.sum() * 0.0
+    batch = collate(data, micro, pad_id, packed=packed).to(device)
     with torch.autocast(device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
-        logits = model(input_ids=input_ids).logits
+        # use_cache=False: a training forward has no use for a KV cache (building one costs a
+        # concatenation per layer), and transformers only reads packed position ids without one.
+        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+    labels = batch.labels
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="sum")
 
 

@@ -1,0 +1,96 @@
+"""Packed rows: how examples are laid out, the model check that guards them, the fused GELU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers_models import make_tiny_model, make_tokenizer
+from helpers_train import write_traces
+from tunix_rt.data.loader import load_traces
+from tunix_rt.train.batching import IGNORE_INDEX, PACKED_ROW_MULTIPLE, collate, pack_rows
+from tunix_rt.train.model import supports_packed_sequences, use_fused_activations
+from tunix_rt.train.tokenize import tokenize_traces
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=40), st.integers(0, 64))
+def test_every_example_lands_in_exactly_one_row_that_fits(lengths: list[int], extra: int) -> None:
+    lengths_arr = np.array(lengths)
+    width = max(lengths) + extra
+    rows = pack_rows(lengths_arr, width)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(lengths_arr[row].sum() <= width for row in rows)
+    # First-fit decreasing never opens a row the examples could have shared: any two rows together
+    # hold more than one row can.
+    fills = sorted(int(lengths_arr[row].sum()) for row in rows)
+    if len(fills) > 1:
+        assert fills[0] + fills[1] > width
+
+
+def test_packed_rows_restart_positions_and_keep_labels_inside_each_example(tmp_path) -> None:
+    tokenizer = make_tokenizer()
+    traces = load_traces(write_traces(tmp_path / "d.jsonl", n=10)).traces
+    data = tokenize_traces(traces, tokenizer, system_instruction=None, max_seq_length=256)
+    idx = np.arange(len(data))
+    batch = collate(data, idx, tokenizer.pad_token_id, packed=True)
+    assert batch.input_ids.shape[1] % PACKED_ROW_MULTIPLE == 0
+    assert batch.input_ids.shape[0] < len(idx)
+    # Walk every row: each example appears whole, positions 0..n-1, loss only after its prompt.
+    seen = []
+    for r in range(batch.input_ids.shape[0]):
+        pos, ids, labels = batch.position_ids[r], batch.input_ids[r], batch.labels[r]
+        starts = [int(i) for i in torch.nonzero(pos == 0).flatten()]
+        for s in starts:
+            end = s + 1
+            while end < len(pos) and pos[end] == pos[end - 1] + 1:
+                end += 1
+            if ids[s] == tokenizer.pad_token_id and (labels[s:end] == IGNORE_INDEX).all() and end - s == 1:
+                continue  # a pad token: a sequence of one, no loss
+            k = next(k for k in idx if data.example(k).tolist() == ids[s:end].tolist())
+            seen.append(k)
+            n_prompt = int(data.prompt_lengths[k])
+            assert (labels[s : s + n_prompt] == IGNORE_INDEX).all()
+            assert labels[s + n_prompt : end].tolist() == data.example(k)[n_prompt:].tolist()
+    assert sorted(seen) == idx.tolist()
+    assert int((batch.labels != IGNORE_INDEX).sum()) == int(data.completion_lengths.sum())
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2", "gemma"])
+def test_architectures_in_use_keep_packed_examples_apart(arch: str) -> None:
+    model = make_tiny_model(arch, make_tokenizer())
+    model.train()
+    state = torch.random.get_rng_state()
+    assert supports_packed_sequences(model)
+    assert model.training  # the check restores the mode it found
+    assert torch.equal(torch.random.get_rng_state(), state)  # and draws no random numbers
+
+
+def test_a_model_that_ignores_restarting_positions_is_caught(monkeypatch) -> None:
+    # What an architecture without packed-sequence support looks like: one causal mask per row.
+    import transformers.masking_utils as masking
+
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
+    assert not supports_packed_sequences(make_tiny_model("llama", make_tokenizer()))
+
+
+def test_fused_gelu_is_the_same_function_and_saves_as_gelu_new(tmp_path) -> None:
+    tokenizer = make_tokenizer()
+    reference = make_tiny_model("gpt2", tokenizer, seed=3).eval()
+    fused = make_tiny_model("gpt2", tokenizer, seed=3).eval()
+    assert use_fused_activations(fused) == reference.config.n_layer
+    assert use_fused_activations(fused) == 0  # idempotent
+    ids = torch.arange(40)[None] % len(tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            fused(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
+    fused.save_pretrained(tmp_path / "m")
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(tmp_path / "m").activation_function == "gelu_new"
+    # Llama's SiLU is already one kernel: nothing to swap.
+    assert use_fused_activations(make_tiny_model("llama", tokenizer)) == 0
