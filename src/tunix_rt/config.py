@@ -152,7 +152,7 @@ ALIASES: dict[tuple[str, str], tuple[str, str]] = {
 
 # Keys accepted for compatibility that no longer mean anything, and why.
 RETIRED: dict[tuple[str, str], str] = {
-    ("model", "padding"): "ignored: batches are padded to their longest example, never to max_length",
+    ("model", "padding"): "ignored: batches are packed (or padded to their longest example), never padded to max_length",
     ("model", "truncation"): (
         "ignored: examples longer than max_seq_length are counted and left out, never cut mid-answer"
     ),
