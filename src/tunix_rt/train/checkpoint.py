@@ -5,7 +5,7 @@ only when every file is on disk, so a directory named `step-*` is always complet
 instant leaves at worst a `.tmp-*` directory, which is ignored and cleaned up on the next start.
 
 Contents: the model (safetensors, `save_pretrained`) and tokenizer, optimizer and scheduler state,
-RNG states (python, numpy, torch, cuda), and `trainer_state.json` (step, data-order position,
+the fp16 loss scaler's state (float16 runs only), RNG states (python, numpy, torch, cuda), and `trainer_state.json` (step, data-order position,
 config hash, dataset sha256).
 """
 
@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunix_rt.errors import RunDirError
 from tunix_rt.fsutil import atomic_write_json
 from tunix_rt.train.distributed import all_gather, unwrap_model
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+SCALER_FILE = "grad_scaler.pt"
 
 
 def checkpoint_name(step: int) -> str:
@@ -88,6 +90,7 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int | None,
     is_main: bool = True,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
     """Every rank calls this (FSDP gathers shards); only the main process writes."""
     step = int(state["step"])
@@ -108,6 +111,10 @@ def save_checkpoint(
     tokenizer.save_pretrained(tmp)
     torch.save(optim_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    if scaler is not None and scaler.is_enabled():
+        # float16's loss scale and its growth tracker: without them a resumed run starts scaling
+        # from scratch (skipped steps, a different trajectory) instead of continuing.
+        torch.save(scaler.state_dict(), tmp / SCALER_FILE)
     torch.save(rng_states, tmp / "rng_state.pt")
     # trainer_state.json last: its presence is what marks a checkpoint as complete.
     atomic_write_json(tmp / STATE_FILE, state)
@@ -129,7 +136,12 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
 
 
 def load_training_state(
-    checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int = 0
+    checkpoint: Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    rank: int = 0,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """Restore optimizer, scheduler and RNGs in place (every rank); returns trainer_state.json.
 
@@ -144,6 +156,13 @@ def load_training_state(
         options=StateDictOptions(full_state_dict=True),
     )
     scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    if scaler is not None and scaler.is_enabled():
+        if not (checkpoint / SCALER_FILE).is_file():
+            raise RunDirError(
+                f"{checkpoint}: no {SCALER_FILE}; this float16 checkpoint was written without its loss "
+                "scale (by tunix-rt before it saved one), so resuming would not continue the run exactly"
+            )
+        scaler.load_state_dict(torch.load(checkpoint / SCALER_FILE, weights_only=True))
     rng_states = torch.load(checkpoint / "rng_state.pt", weights_only=False)
     restore_rng_state(rng_states[rank])
     return read_state(checkpoint)

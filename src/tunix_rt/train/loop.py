@@ -246,8 +246,9 @@ def _train(
         "effective_batch": effective_batch,
         "dtype": dtype_name,
     }
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "float16")
     if resume_from is not None:
-        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler, rank=dist.rank)
+        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler, rank=dist.rank, scaler=scaler)
         changed = {k: (state.get(k), v) for k, v in identity.items() if state.get(k) != v}
         if changed:
             lines = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
@@ -266,7 +267,6 @@ def _train(
         log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
 
     compute_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "float16")
     flops = FlopCounter.for_model(model, n_params, choice, dtype_name, dist.world_size)
     if run:
         run.update_manifest(
@@ -336,6 +336,7 @@ def _train(
             state=state,
             keep=tcfg.save_total_limit,
             is_main=dist.is_main,
+            scaler=scaler,
         )
         log.info(f"checkpoint: {path.relative_to(req.output)} ({reason})")
         dist.barrier()
