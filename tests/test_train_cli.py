@@ -161,3 +161,26 @@ def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_pat
     assert code != 0
     assert "sm_120" in err and "cu128" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_flash_attention_on_cpu_is_a_named_blocker_not_a_crash(config_file, tmp_path, capsys) -> None:
+    data = write_traces(tmp_path / "d.jsonl", n=8)
+    args = ["train", "--config", str(config_file), "--dataset", str(data), "--output", str(tmp_path / "run"),
+            "--set", "model.attn_implementation=flash_attention_2"]  # fmt: skip
+    assert main([*args, "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "ready to train here: no" in text
+    assert "flash_attention_2 runs on CUDA GPUs only" in text
+    # Training refuses the same way, before a model is built or a run directory is filled.
+    assert main(args) != 0
+    assert "flash_attention_2 runs on CUDA GPUs only" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_flash_attention_without_the_package_names_the_install() -> None:
+    from tunix_rt.errors import ModelError
+    from tunix_rt.train.model import attention_for
+
+    with pytest.raises(ModelError, match="pip install flash-attn"):
+        attention_for("flash_attention_2", "cuda")  # flash-attn is not installed on this machine
+    assert attention_for("auto", "cpu") == "eager" and attention_for("auto", "cuda") == "sdpa"

@@ -46,9 +46,10 @@ class ModelConfig(_Section):
     intermediate_size: int | None = Field(None, ge=16)
     vocab_size: int = Field(1024, ge=64)
     """Size of the BPE tokenizer trained for a scratch model (digits are always split)."""
-    attn_implementation: Literal["auto", "sdpa", "eager"] = "auto"
-    """auto: eager on CPU (1.3x faster than sdpa's CPU kernels for short sequences, measured in
-    docs/performance.md), sdpa on GPUs."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """auto: eager on CPU (faster than sdpa's CPU kernels for short sequences, measured in
+    docs/performance.md), sdpa on GPUs. flash_attention_2: CUDA only, needs the flash-attn package;
+    packed rows then run as variable-length attention (docs/gpu.md)."""
     trust_remote_code: bool = False
 
     @model_validator(mode="after")

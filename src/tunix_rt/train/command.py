@@ -113,7 +113,7 @@ def dry_run(
     )
 
     blockers: list[str] = []
-    device_line = _plan_device(device or tcfg.device, tcfg.dtype, blockers)
+    device_line = _plan_device(device or tcfg.device, tcfg.dtype, config.model.attn_implementation, blockers)
     tokenizer, model_line = _plan_tokenizer(config, loaded.traces, blockers)
     print(f"model: {model_line}")
     print(f"device: {device_line}")
@@ -158,15 +158,21 @@ def dry_run(
     return 0
 
 
-def _plan_device(requested: str, dtype: str, blockers: list[str]) -> str:
+def _plan_device(requested: str, dtype: str, attn: str, blockers: list[str]) -> str:
     from tunix_rt.device.preflight import choose_dtype, resolve_device
+    from tunix_rt.train.model import attention_for
 
     try:
         choice = resolve_device(requested, probe=True)
-        return f"{choice.device} ({choice.name}; {choice.reason}), dtype {choose_dtype(choice, dtype)}"
+        line = f"{choice.device} ({choice.name}; {choice.reason}), dtype {choose_dtype(choice, dtype)}"
     except TunixError as exc:
         blockers.append(f"device {requested!r}: {exc}")
         return f"{requested} — not usable here (see blockers)"
+    try:
+        return f"{line}, attention {attention_for(attn, choice.type)}"
+    except TunixError as exc:
+        blockers.append(str(exc))
+        return f"{line}, attention {attn} — not usable here (see blockers)"
 
 
 def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> tuple[Any, str]:

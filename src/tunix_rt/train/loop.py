@@ -82,6 +82,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     choice = resolve_device(dist.device_request(req.device))
     dtype_name = choose_dtype(choice, tcfg.dtype)
     device = torch.device(choice.device)
+    attention = attention_for(cfg.model.attn_implementation, device.type)
     dist.init(choice)
 
     # 2. The run directory (rank 0 writes the evidence; other ranks only read checkpoints).
@@ -138,7 +139,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
 
     try:
         with stop.installed():
-            summary = _train(req, run, log, dist, choice, dtype_name, device, resume_from, stop)
+            summary = _train(req, run, log, dist, choice, dtype_name, attention, device, resume_from, stop)
     except KeyboardInterrupt:
         if run:
             run.set_status("interrupted")
@@ -165,6 +166,7 @@ def _train(
     dist: DistContext,
     choice: Any,
     dtype_name: str,
+    attention: str,
     device: torch.device,
     resume_from: Path | None,
     stop: StopSignal,
@@ -182,7 +184,6 @@ def _train(
     )
 
     # 4. Tokenizer and model: from the checkpoint on resume, else from the hub/local dir or scratch.
-    attention = attention_for(cfg.model.attn_implementation, device.type)
     if resume_from is not None:
         tokenizer, model = load_pretrained(cfg.model, attention, source=resume_from)
         log.info(f"resuming from {resume_from.name}")

@@ -9,6 +9,7 @@ config with `from_config`. Both are saved with `save_pretrained`, so the result 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Iterable
@@ -71,6 +72,18 @@ def attention_for(requested: str, device_type: str) -> str:
     On CPU, sdpa's flash-attention backward costs more than eager attention for the short
     sequences of reasoning traces (benchmarks/train_throughput.py: 1.3x); on GPUs sdpa wins.
     """
+    if requested == "flash_attention_2":
+        if device_type != "cuda":
+            raise ModelError(
+                f"model.attn_implementation flash_attention_2 runs on CUDA GPUs only, not on {device_type}: "
+                "use auto (eager on CPU, sdpa on GPUs)"
+            )
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ModelError(
+                "model.attn_implementation flash_attention_2 needs the flash-attn package, which is not "
+                "installed: `pip install flash-attn --no-build-isolation` (built for your torch and CUDA), "
+                "or use auto"
+            )
     if requested != "auto":
         return requested
     return "eager" if device_type == "cpu" else "sdpa"
