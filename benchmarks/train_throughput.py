@@ -366,9 +366,9 @@ def loss_gap(ours: dict[str, Any], ref: dict[str, Any]) -> tuple[str, float | No
 def verdict(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's target: tunix-rt >= 1.5x TRL's best row at equal final loss (within 5%).
 
-    "TRL's best" for the target is the fastest TRL row that learned as well (loss within 5% of
-    tunix-rt's): a row that is fast because it learned less is not an equal-loss peer. The fastest
-    TRL row regardless of loss is reported on its own line.
+    "TRL's best" for the target is the fastest TRL row that did not learn less than tunix-rt by more
+    than 5%: a row that is fast because it learned less is not an equal-loss peer (reported on its
+    own line). The target is met only if that row's loss is also within 5% of tunix-rt's.
     """
     ok = {r["contender"]: r for r in rows if r.get("status") == "ok"}
     ours = ok.get("tunix-rt")
@@ -389,14 +389,21 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
         loss = f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})" if gap is not None else "loss n/a"
         return f"tunix-rt vs {ref['contender']}: {ratio:.2f}x tokens/s, {loss}"
 
-    equal = [r for r in trl if (g := loss_gap(ours, r)[1]) is not None and abs(g) <= 0.05]
-    if equal:
-        met = ours["tokens_per_sec"] / equal[0]["tokens_per_sec"] >= 1.5
-        lines.append(f"{describe(equal[0])}; target >= 1.5x the fastest TRL row at loss within 5%: {'met' if met else 'NOT met'}")
+    # A TRL row that learned less than tunix-rt by more than 5% is not an equal-loss peer; one that
+    # learned more stays a candidate (being faster by learning less must not count for us).
+    peers = [r for r in trl if (g := loss_gap(ours, r)[1]) is None or g >= -0.05]
+    if peers:
+        ref = peers[0]
+        gap = loss_gap(ours, ref)[1]
+        met = ours["tokens_per_sec"] / ref["tokens_per_sec"] >= 1.5 and gap is not None and abs(gap) <= 0.05
+        why = "" if gap is None or gap <= 0.05 else " (tunix-rt's loss is more than 5% worse)"
+        lines.append(
+            f"{describe(ref)}; target >= 1.5x the fastest TRL row at loss within 5%: {'met' if met else 'NOT met'}{why}"
+        )
     else:
-        lines.append("no TRL row reached a loss within 5% of tunix-rt's: target NOT met (no equal-loss peer)")
-    if trl[0] is not (equal[0] if equal else None):
-        lines.append(f"{describe(trl[0])}; the fastest TRL row, not an equal-loss peer (loss gap beyond 5%)")
+        lines.append("every TRL row learned less than tunix-rt by more than 5%: no equal-loss peer, target not judged")
+    if not peers or trl[0] is not peers[0]:
+        lines.append(f"{describe(trl[0])}; the fastest TRL row, not an equal-loss peer (it learned less)")
     return lines
 
 

@@ -68,9 +68,12 @@ def make_tiny_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0
             max_position_embeddings=256,
             **ids,
         )
-    elif arch in ("qwen2", "gemma"):
+    elif arch in ("qwen2", "gemma", "gemma2"):
+        # gemma2: alternating sliding-window layers; a window shorter than a packed row matters.
+        extra = {"sliding_window": 16} if arch == "gemma2" else {}
         config = AutoConfig.for_model(
             arch,
+            **extra,
             vocab_size=vocab,
             hidden_size=32,
             intermediate_size=64,

@@ -116,3 +116,29 @@ def test_ratios_and_mfu_are_computed_from_each_rows_own_counts() -> None:
     assert ours["mfu"] == round(flops / 1.0 / 1000e9, 4)
     assert module.verdict(rows)[-1].endswith(": met")
     assert module.logging_steps_for(125) == 5 and module.logging_steps_for(4) == 4
+
+
+def _verdict(trl_rows: dict[str, tuple[float, float]]) -> list[str]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import train_throughput
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = [{"contender": "tunix-rt", "status": "ok", "tokens_per_sec": 4000.0, "eval_loss": 2.6}]
+    rows += [
+        {"contender": name, "status": "ok", "tokens_per_sec": tps, "eval_loss": loss}
+        for name, (tps, loss) in trl_rows.items()
+    ]
+    return train_throughput.verdict(rows)
+
+
+def test_the_verdict_judges_against_the_fastest_trl_row_that_learned_as_well() -> None:
+    # A faster TRL row that learned less is shown, not used; the equal-loss row decides.
+    lines = _verdict({"trl-fast-worse": (3000.0, 2.9), "trl-equal": (2000.0, 2.55)})
+    assert "vs trl-equal: 2.00x" in lines[0] and lines[0].endswith(": met")
+    assert "trl-fast-worse" in lines[1] and "learned less" in lines[1]
+    # A faster TRL row that learned more is the reference, and tunix-rt then fails the target.
+    lines = _verdict({"trl-fast-better": (3000.0, 2.2), "trl-equal": (2000.0, 2.55)})
+    assert "vs trl-fast-better" in lines[0] and "NOT met" in lines[0]
+    # Equal loss but not fast enough.
+    assert "NOT met" in _verdict({"trl-equal": (3000.0, 2.6)})[0]

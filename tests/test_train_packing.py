@@ -12,7 +12,8 @@ from helpers_models import make_tiny_model, make_tokenizer
 from helpers_train import write_traces
 from tunix_rt.data.loader import load_traces
 from tunix_rt.train.batching import IGNORE_INDEX, PACKED_ROW_MULTIPLE, collate, pack_rows
-from tunix_rt.train.model import supports_packed_sequences, use_fused_activations
+from tunix_rt.train.model import use_fused_activations
+from tunix_rt.train.packing import packing_problem
 from tunix_rt.train.tokenize import tokenize_traces
 
 
@@ -59,22 +60,42 @@ def test_packed_rows_restart_positions_and_keep_labels_inside_each_example(tmp_p
     assert int((batch.labels != IGNORE_INDEX).sum()) == int(data.completion_lengths.sum())
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2", "gemma"])
-def test_architectures_in_use_keep_packed_examples_apart(arch: str) -> None:
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2", "gemma", "gemma2"])
+def test_architectures_in_use_keep_packed_examples_apart(arch: str, dtype) -> None:
     model = make_tiny_model(arch, make_tokenizer())
     model.train()
     state = torch.random.get_rng_state()
-    assert supports_packed_sequences(model)
+    assert packing_problem(model, dtype) is None
     assert model.training  # the check restores the mode it found
     assert torch.equal(torch.random.get_rng_state(), state)  # and draws no random numbers
 
 
-def test_a_model_that_ignores_restarting_positions_is_caught(monkeypatch) -> None:
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("arch", ["gpt2", "gemma"])
+def test_a_model_that_ignores_restarting_positions_is_caught(arch: str, dtype, monkeypatch) -> None:
     # What an architecture without packed-sequence support looks like: one causal mask per row.
     import transformers.masking_utils as masking
 
     monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
-    assert not supports_packed_sequences(make_tiny_model("llama", make_tokenizer()))
+    problem = packing_problem(make_tiny_model(arch, make_tokenizer()), dtype)
+    assert problem is not None and "see each other" in problem
+
+
+def test_a_model_that_cannot_take_position_ids_gets_padded_rows_with_the_reason() -> None:
+    class NoPositions(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 4)
+
+        def get_input_embeddings(self) -> torch.nn.Module:
+            return self.embed
+
+        def forward(self, input_ids):  # no position_ids, no use_cache
+            return self.embed(input_ids)
+
+    problem = packing_problem(NoPositions(), None)
+    assert problem is not None and "TypeError" in problem and "could not run" in problem
 
 
 def test_fused_gelu_is_the_same_function_and_saves_as_gelu_new(tmp_path) -> None:
@@ -94,3 +115,23 @@ def test_fused_gelu_is_the_same_function_and_saves_as_gelu_new(tmp_path) -> None
     assert AutoConfig.from_pretrained(tmp_path / "m").activation_function == "gelu_new"
     # Llama's SiLU is already one kernel: nothing to swap.
     assert use_fused_activations(make_tiny_model("llama", tokenizer)) == 0
+
+
+def test_padded_rows_never_outgrow_max_seq_length(tmp_path) -> None:
+    # A GPT-2 sized to max_seq_length has no position beyond it: a padded row rounded up past it
+    # would index out of range.
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tokenizer = make_tokenizer()
+    traces = load_traces(write_traces(tmp_path / "d.jsonl", n=10)).traces
+    longest = int(
+        tokenize_traces(traces, tokenizer, system_instruction=None, max_seq_length=512).lengths.max()
+    )
+    assert longest % 16  # the case that rounding would push past the limit
+    data = tokenize_traces(traces, tokenizer, system_instruction=None, max_seq_length=longest)
+    batch = collate(data, np.arange(len(data)), tokenizer.pad_token_id, packed=False)
+    assert batch.input_ids.shape[1] == longest
+    config = AutoConfig.for_model(
+        "gpt2", vocab_size=len(tokenizer), n_positions=longest, n_embd=16, n_layer=1, n_head=2
+    )
+    AutoModelForCausalLM.from_config(config)(input_ids=batch.input_ids, use_cache=False)

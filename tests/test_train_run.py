@@ -341,10 +341,12 @@ def test_packed_and_padded_runs_train_alike_and_the_layout_is_recorded(dataset, 
     assert_same_weights(tmp_path / "packed", tmp_path / "padded", atol=1e-4)
 
     # A model whose attention would mix packed examples is trained on padded rows, and says so.
-    monkeypatch.setattr(loop, "supports_packed_sequences", lambda model: False)
+    import transformers.masking_utils as masking
+
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
     run(scratch_config(batch_size=8), dataset, tmp_path / "fallback")
     manifest = json.loads((tmp_path / "fallback" / "run_manifest.json").read_text())
-    assert manifest["plan"]["layout"].startswith("padded: this model's attention ignores")
+    assert manifest["plan"]["layout"].startswith("padded: this model's attention lets packed examples see")
     assert "batch layout: padded" in (tmp_path / "fallback" / "training_log.txt").read_text()
 
 

@@ -117,7 +117,7 @@ def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed:
     packed: examples share rows of a common width (the longest example rounded up to 64), each with
     its own position ids starting at 0. transformers turns restarting position ids into a
     block-diagonal causal mask (masking_utils.find_packed_sequence_indices), so no example sees
-    another; train.model.supports_packed_sequences checks that before a run relies on it.
+    another; train.packing.packing_problem checks that on the model before a run relies on it.
 
     padded: one example per row, right-padded, no attention mask. Real tokens only ever look left,
     at other real tokens of the same example, so causal attention is exact without a mask.
@@ -132,7 +132,9 @@ def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed:
         rows = [[int(indices[i]) for i in row] for row in pack_rows(lengths, width)]
     else:
         rows = [[int(k)] for k in indices]
-        width = round_up(longest, PADDED_ROW_MULTIPLE)
+        # Padded rows take positions 0..width-1: never past max_seq_length, which a model with
+        # learned positions (GPT-2's n_positions) may have been sized to.
+        width = min(round_up(longest, PADDED_ROW_MULTIPLE), max(longest, data.max_seq_length))
     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
     # Padding keeps position 0: every pad token is then a sequence of its own, seen by nothing real.

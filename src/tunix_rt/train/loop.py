@@ -42,11 +42,11 @@ from tunix_rt.train.model import (
     build_scratch_model,
     count_parameters,
     load_pretrained,
-    supports_packed_sequences,
     train_scratch_tokenizer,
     use_fused_activations,
 )
 from tunix_rt.train.optim import build_optimizer, build_scheduler
+from tunix_rt.train.packing import packing_problem
 from tunix_rt.train.render import template_kind
 from tunix_rt.train.tokenize import tokenize_traces
 
@@ -201,12 +201,11 @@ def _train(
     )
     if use_fused_activations(model):
         log.info("GELU: gelu_new runs as torch's fused tanh GELU (the same function, one kernel)")
-    # Packed rows only when the model provably keeps packed examples apart (see collate).
-    packed = cfg.data.packing and supports_packed_sequences(model)
-    if cfg.data.packing and not packed:
-        layout = "padded: this model's attention ignores restarting position ids, packing would mix examples"
-    else:
-        layout = "packed" if packed else "padded: data.packing is false"
+    compute_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
+    # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
+    problem = packing_problem(model, compute_dtype) if cfg.data.packing else "data.packing is false"
+    packed = problem is None
+    layout = "packed" if packed else f"padded: {problem}"
     log.info(f"batch layout: {layout}")
 
     # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
@@ -267,7 +266,6 @@ def _train(
     if resume_from is not None and step >= total_steps:
         log.info(f"{resume_from.name} is already at step {step} >= {total_steps}; nothing left to train")
 
-    compute_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
     flops = FlopCounter.for_model(model, n_params, choice, dtype_name, dist.world_size)
     if run:
         run.update_manifest(

@@ -147,33 +147,6 @@ def use_fused_activations(model: Any) -> int:
     return swapped
 
 
-@torch.no_grad()
-def supports_packed_sequences(model: Any) -> bool:
-    """True if two sequences packed in one row, positions restarting at 0, give exactly the logits
-    each gives alone: the model's attention turns restarting position ids into a block-diagonal
-    mask (transformers' masking_utils does this for the architectures built on create_causal_mask).
-
-    A model that ignores them would let packed examples attend to each other: a silently wrong
-    loss. So this is measured on the model itself, not assumed from its name. No random numbers
-    are drawn: the global RNG (dropout, resume) is untouched.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        vocab = model.get_input_embeddings().num_embeddings
-        first = (torch.arange(1, 7, device=device) * 7919) % vocab
-        second = (torch.arange(1, 5, device=device) * 104729) % vocab
-        row = torch.cat([first, second])[None]
-        positions = torch.cat([torch.arange(6), torch.arange(4)]).to(device)[None]
-        packed = model(input_ids=row, position_ids=positions, use_cache=False).logits.float()
-        alone = [model(input_ids=ids[None], use_cache=False).logits.float() for ids in (first, second)]
-        expected = torch.cat(alone, dim=1)
-        return bool(torch.allclose(packed, expected, rtol=1e-3, atol=1e-3))
-    finally:
-        model.train(was_training)
-
-
 def load_pretrained(cfg: ModelConfig, attention: str, source: str | Path | None = None) -> tuple[Any, Any]:
     """(tokenizer, model) from a local directory or the hub; offline misses explained, no traceback.
 

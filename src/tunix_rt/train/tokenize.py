@@ -43,6 +43,7 @@ class TokenizedDataset:
     prompt_lengths: np.ndarray
     source_index: np.ndarray  # position of each kept example in the loaded trace list
     too_long: int
+    max_seq_length: int  # every kept example fits; padded rows never grow past it
     too_long_examples: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -103,5 +104,6 @@ def tokenize_traces(
         prompt_lengths=np.asarray(prompt_lengths, dtype=np.int64),
         source_index=np.asarray(kept, dtype=np.int64),
         too_long=len(too_long),
+        max_seq_length=max_seq_length,
         too_long_examples=too_long[:20],
     )
