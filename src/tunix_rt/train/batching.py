@@ -1,4 +1,4 @@
-"""Deterministic effective batches, length-bucketed, and their collation into tensors.
+"""Deterministic effective batches (random, or length-sorted on request) and their collation into tensors.
 
 The order of examples in an epoch is a pure function of (seed, epoch): resuming at (epoch, batch
 index) replays exactly what an uninterrupted run would have seen, with no sampler state to save.

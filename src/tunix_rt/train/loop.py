@@ -231,7 +231,7 @@ def _train(
     architecture = type(model).__name__  # before FSDP renames the class (FSDPLlamaForCausalLM)
     model = dist.wrap(model, cfg.training.strategy)
     if tcfg.compile:
-        # dynamic=True: bucketed batches change shape every step; one graph serves them all.
+        # dynamic=True: packed rows change shape (row count, width) from step to step; one graph serves them.
         model = torch.compile(model, dynamic=True)
     optimizer = build_optimizer(model, tcfg.optimizer, tcfg.learning_rate, tcfg.weight_decay, device)
     scheduler = build_scheduler(optimizer, tcfg.lr_scheduler, tcfg.warmup_steps, total_steps)
