@@ -361,3 +361,14 @@ def test_torch_compile_trains_the_same_steps_as_eager(dataset, tmp_path) -> None
     manifest = json.loads((tmp_path / "compiled" / "run_manifest.json").read_text())
     assert manifest["plan"]["layout"] == "packed"
     assert manifest["loop"]["first_step_s"] == summary["first_step_s"] > 0
+
+
+def test_a_run_from_before_packing_existed_can_be_resumed(dataset, tmp_path) -> None:
+    import yaml
+
+    run(scratch_config(max_steps=4), dataset, tmp_path / "r")
+    saved = tmp_path / "r" / "config.yaml"
+    old = yaml.safe_load(saved.read_text())
+    del old["data"]["packing"]  # what an earlier tunix-rt wrote
+    saved.write_text(yaml.safe_dump(old))
+    assert run(scratch_config(max_steps=6), dataset, tmp_path / "r", resume=True)["global_step"] == 6

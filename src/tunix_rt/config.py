@@ -188,6 +188,9 @@ RESUME_SAFE_KEYS = frozenset(
         "training.eval_max_new_tokens",
         "training.device",
         "data.dataset",  # the dataset's sha256 is compared separately
+        # Layout only: packed and padded rows compute the same loss (tests/test_train_loss.py), and a
+        # run started before packing existed has no such key.
+        "data.packing",
         "provenance",
     }
 )
