@@ -56,19 +56,7 @@ def make_tiny_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0
         config = AutoConfig.for_model(
             "gpt2", vocab_size=vocab, n_positions=256, n_embd=32, n_layer=2, n_head=2, **ids
         )
-    elif arch == "llama":
-        config = AutoConfig.for_model(
-            "llama",
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            **ids,
-        )
-    elif arch in ("qwen2", "gemma", "gemma2"):
+    elif arch in ("llama", "qwen2", "gemma", "gemma2"):
         # gemma2: alternating sliding-window layers; a window shorter than a packed row matters.
         extra = {"sliding_window": 16} if arch == "gemma2" else {}
         config = AutoConfig.for_model(
@@ -80,7 +68,7 @@ def make_tiny_model(arch: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
-            head_dim=8,
+            head_dim=8,  # hidden_size / heads; Gemma's default would be 256
             max_position_embeddings=256,
             **ids,
         )
