@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tunix_rt.data.generators import dev_reasoning_v2, reasoning_mix
+from tunix_rt.data.build import effective_params, generate_jsonl, parse_key
+from tunix_rt.data.generators import reasoning_mix
 from tunix_rt.data.generators.heldout import heldout_jsonl
-from tunix_rt.data.registry import EVAL_SETS, bundled_eval_set_path
+from tunix_rt.data.registry import DATASETS, EVAL_SETS, bundled_eval_set_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data_eval_v1_table import expected_items
@@ -56,9 +58,43 @@ def test_heldout_regenerates_identically():
     assert len(read("reasoning-mix-heldout")) == 200
 
 
-def test_no_eval_prompt_in_training_sets():
-    training = {norm(r["prompt"]) for r in reasoning_mix.generate()}
-    training |= {norm(r["prompt"]) for r in dev_reasoning_v2.generate()}
-    for key in EVAL_SETS:
-        leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in training]
-        assert not leaked, f"{key}: prompts also in a training set: {leaked}"
+def _shipped_dataset_specs() -> set[str]:
+    """The `data.dataset` of every shipped config (the demo's default and configs/*.yaml)."""
+    root = Path(__file__).resolve().parents[1]
+    specs = set()
+    for path in [
+        root / "src" / "tunix_rt" / "configs" / "default.yaml",
+        *sorted((root / "configs").glob("*.yaml")),
+    ]:
+        dataset = yaml.safe_load(path.read_text(encoding="utf-8")).get("data", {}).get("dataset")
+        if dataset:
+            specs.add(str(dataset))
+    return specs
+
+
+def _build_prompts(spec: str) -> set[str]:
+    """Normalised prompts of the bundled build `spec` ("KEY" or "KEY:SIZE"), made as the resolver makes it."""
+    key, size = parse_key(spec)
+    dataset = DATASETS[key]
+    seed, size = effective_params(dataset, None, size)
+    _, traces = generate_jsonl(dataset, seed, size)
+    return {norm(t.prompt) for t in traces}
+
+
+def test_no_eval_prompt_in_any_shipped_training_build():
+    specs = _shipped_dataset_specs()
+    # The sizes the demo and cpu-reasoner train on: large builds are where leaks used to happen.
+    assert {"reasoning-mix:51200", "reasoning-mix:150000", "dev-reasoning-v2"} <= specs
+    for spec in sorted(specs | {"reasoning-mix"}):
+        training = _build_prompts(spec)
+        for key in EVAL_SETS:
+            leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in training]
+            assert not leaked, f"{key}: prompts also in the {spec} training build: {leaked}"
+
+
+def test_the_plain_generator_would_leak_at_that_size():
+    # Why the training builds exclude eval prompts: the held-out set comes from the same generator.
+    plain = {norm(r["prompt"]) for r in reasoning_mix.generate(reasoning_mix.DEFAULT_SEED, 60_000)}
+    assert plain & reasoning_mix.eval_set_prompts()
+    # ... and a default-size build is the same with or without the exclusion.
+    assert reasoning_mix.generate_training() == reasoning_mix.generate()

@@ -38,9 +38,11 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             key="reasoning-mix",
-            version="1.0",
+            # 1.1: builds of any size leave out the bundled eval sets' prompts (1.0 did so only at
+            # the default size).
+            version="1.1",
             description="broad seeded mix of 30+ short-answer task families for small models (size: KEY:N)",
-            generator="tunix_rt.data.generators.reasoning_mix:generate",
+            generator="tunix_rt.data.generators.reasoning_mix:generate_training",
             default_seed=1234,
             default_size=20_000,
             sizable=True,
