@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from helpers_models import make_tiny_model, make_tokenizer
 from helpers_train import write_traces
 from tunix_rt.data.loader import load_traces
-from tunix_rt.train.batching import IGNORE_INDEX, PACKED_ROW_MULTIPLE, collate, pack_rows
+from tunix_rt.train.batching import IGNORE_INDEX, PACKED_ROW_MULTIPLE, collate, pack_rows, packed_rows
 from tunix_rt.train.model import use_fused_activations
-from tunix_rt.train.packing import packing_problem
+from tunix_rt.train.packing import CHECK_LENGTHS, packing_problem
 from tunix_rt.train.tokenize import tokenize_traces
 
 
@@ -32,6 +32,35 @@ def test_every_example_lands_in_exactly_one_row_that_fits(lengths: list[int], ex
         assert fills[0] + fills[1] > width
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=64))
+def test_the_packed_width_needs_the_fewest_slots_of_the_widths_it_may_take(lengths: list[int]) -> None:
+    lengths_arr = np.array(lengths)
+    width, rows = packed_rows(lengths_arr)
+    narrowest = -(-max(lengths) // PACKED_ROW_MULTIPLE) * PACKED_ROW_MULTIPLE
+    assert width % PACKED_ROW_MULTIPLE == 0 and narrowest <= width <= 2 * narrowest
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(lengths_arr[row].sum() <= width for row in rows)
+    # Never more slots than the narrowest fit, which is what rounding the longest example gives.
+    assert len(rows) * width <= len(pack_rows(lengths_arr, narrowest)) * narrowest
+
+
+def test_a_wider_row_is_taken_when_it_saves_slots() -> None:
+    # Examples of ~41 tokens, the benchmark's mean: 64-wide rows hold one each (a third padding),
+    # 128-wide rows hold three.
+    lengths = np.array([41, 43, 40, 39, 42, 44])
+    width, rows = packed_rows(lengths)
+    assert len(rows) * width < len(lengths) * 64
+    assert width > 64
+
+
+def test_the_packing_check_layout_has_a_shared_row_among_several() -> None:
+    width, rows = packed_rows(np.array(CHECK_LENGTHS))
+    assert len(rows) >= 2  # flash-attention reads packed positions only in one-row batches
+    assert any(len(row) >= 2 for row in rows)  # examples share a row: what the check is for
+    assert any(sum(CHECK_LENGTHS[i] for i in row) < width for row in rows)  # padding included
+
+
 def test_packed_rows_restart_positions_and_keep_labels_inside_each_example(tmp_path) -> None:
     tokenizer = make_tokenizer()
     traces = load_traces(write_traces(tmp_path / "d.jsonl", n=10)).traces
@@ -40,6 +69,7 @@ def test_packed_rows_restart_positions_and_keep_labels_inside_each_example(tmp_p
     batch = collate(data, idx, tokenizer.pad_token_id, packed=True)
     assert batch.input_ids.shape[1] % PACKED_ROW_MULTIPLE == 0
     assert batch.input_ids.shape[0] < len(idx)
+    assert batch.input_ids.shape[1] == packed_rows(data.lengths[idx])[0]
     # Walk every row: each example appears whole, positions 0..n-1, loss only after its prompt.
     seen = []
     for r in range(batch.input_ids.shape[0]):

@@ -69,8 +69,10 @@ def micro_batches(batch: np.ndarray, lengths: np.ndarray, n_micro: int) -> list[
 # Row widths are rounded up so a run sees a handful of tensor shapes: oneDNN (CPU) and cuBLAS
 # build a kernel per shape, and on this 2-core CPU a new shape costs ~5 ms per matmul triple,
 # more than the padding the rounding adds (docs/performance.md, "stable shapes").
-PACKED_ROW_MULTIPLE = 64
+PACKED_ROW_MULTIPLE = 32
 PADDED_ROW_MULTIPLE = 16
+# Packed widths tried per micro-batch: at most this many, from the longest example up to twice it.
+PACKED_WIDTH_CANDIDATES = 8
 
 
 @dataclass
@@ -111,11 +113,31 @@ def pack_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
     return rows
 
 
+def packed_rows(lengths: np.ndarray) -> tuple[int, list[list[int]]]:
+    """(width, rows) for packing these examples with the fewest slots (rows x width).
+
+    The width is a multiple of PACKED_ROW_MULTIPLE between the longest example and twice it: the
+    narrowest fit often leaves most rows holding one example (rows of 64 for examples of ~41 tokens
+    waste a third of the slots), a wider row fits more of them. Rows never get wider than twice the
+    longest example, which bounds the attention work per token; ties go to the narrower width.
+    """
+    base = round_up(int(lengths.max()), PACKED_ROW_MULTIPLE)
+    stride = max(PACKED_ROW_MULTIPLE, round_up(base // PACKED_WIDTH_CANDIDATES, PACKED_ROW_MULTIPLE))
+    best_width, best_rows = base, pack_rows(lengths, base)
+    for width in range(base + stride, 2 * base + 1, stride):
+        if len(best_rows) == 1:
+            break  # one row already: anything wider is only padding
+        rows = pack_rows(lengths, width)
+        if len(rows) * width < len(best_rows) * best_width:
+            best_width, best_rows = width, rows
+    return best_width, best_rows
+
+
 def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed: bool) -> Batch:
     """The examples `indices` as one micro-batch, packed or padded; both give the same loss.
 
-    packed: examples share rows of a common width (the longest example rounded up to 64), each with
-    its own position ids starting at 0. transformers turns restarting position ids into a
+    packed: examples share rows of a common width (packed_rows: the fewest slots), each with its own
+    position ids starting at 0. transformers turns restarting position ids into a
     block-diagonal causal mask (masking_utils.find_packed_sequence_indices), so no example sees
     another; train.packing.packing_problem checks that on the model before a run relies on it.
 
@@ -128,8 +150,8 @@ def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed:
     lengths = data.lengths[indices]
     longest = int(lengths.max())
     if packed:
-        width = round_up(longest, PACKED_ROW_MULTIPLE)
-        rows = [[int(indices[i]) for i in row] for row in pack_rows(lengths, width)]
+        width, local_rows = packed_rows(lengths)
+        rows = [[int(indices[i]) for i in row] for row in local_rows]
     else:
         rows = [[int(k)] for k in indices]
         # Padded rows take positions 0..width-1: never past max_seq_length, which a model with

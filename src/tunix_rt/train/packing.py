@@ -6,7 +6,7 @@ create_causal_mask with eager or sdpa attention, but not everywhere: its flash-a
 packed position ids only when a batch is a single row, and remote-code or older models may ignore
 them. A model that ignores them lets an example attend to the one before it in its row: the loss
 would be silently wrong. So before training, three examples are laid out by the very collate
-function training uses (two rows, padding included), run under the training's autocast, and
+function training uses (several rows, one shared, padding included), run under the training's autocast, and
 each example's logits are compared with the logits it gets alone.
 """
 
@@ -24,8 +24,10 @@ from tunix_rt.train.tokenize import TokenizedDataset
 # the 10M benchmark GPT-2: bf16 rounding gives at most 3e-3, a model that mixes examples 6e-2 to
 # 0.5 (fp32 gives 0 and the same mixing figures).
 MIXING_THRESHOLD = 1e-2
-# 40 + 20 share a 64-wide row, 30 gets its own: two rows, both with padding.
-CHECK_LENGTHS = (40, 30, 20)
+# Laid out by collate as three 64-wide rows: [50], [40 + 20], [30], each with padding. More than
+# one row matters: transformers' flash-attention path reads packed positions only in 1-row batches.
+# (tests/test_train_packing.py checks this layout.)
+CHECK_LENGTHS = (50, 40, 30, 20)
 
 
 @torch.no_grad()
