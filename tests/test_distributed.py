@@ -7,16 +7,72 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers_train import read_metrics, read_weights, scratch_config, write_traces
+from tunix_rt.device import fakes
+from tunix_rt.device.host import NO_DRIVER
+from tunix_rt.device.preflight import resolve_device
+from tunix_rt.errors import DeviceError
+from tunix_rt.train.batching import micro_batches
+from tunix_rt.train.distributed import DistContext
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 
 # A constant schedule makes "stop at 3, resume to 6" comparable with one run of 6 steps.
 COMMON = {"max_steps": 6, "lr_scheduler": "constant", "warmup_steps": 0, "save_every_steps": 3}
+
+
+def rank_shares(n: int, accumulation: int, world_size: int) -> list[list[tuple[np.ndarray, bool]]]:
+    """Each rank's (micro-batch, is_last) list for one effective batch of n examples."""
+    lengths = np.arange(10, 10 + 7 * n, 7)[::-1].copy()  # distinct lengths, so slices are sorted
+    micros = micro_batches(np.arange(n), lengths, accumulation * world_size)
+    return [
+        list(DistContext(rank=r, world_size=world_size).my_micro_batches(micros)) for r in range(world_size)
+    ]
+
+
+def assert_ranks_agree(shares: list[list[tuple[np.ndarray, bool]]], n: int) -> None:
+    # Under FSDP every forward all-gathers parameters: ranks must run the same number of forwards.
+    assert len({len(share) for share in shares}) == 1, [len(share) for share in shares]
+    for share in shares:
+        assert [is_last for _, is_last in share] == [False] * (len(share) - 1) + [True]
+    taken = np.concatenate([micro for share in shares for micro, _ in share])
+    assert sorted(taken.tolist()) == list(range(n))  # every example once, none invented
+
+
+def test_a_short_last_batch_gives_every_rank_the_same_number_of_forwards() -> None:
+    # 3 examples, accumulation 2, 2 ranks: slices of 1, 1, 1 and 0 examples; rank 1 got 1 + 0.
+    shares = rank_shares(3, accumulation=2, world_size=2)
+    assert [[len(micro) for micro, _ in share] for share in shares] == [[1, 1], [1, 0]]
+    assert_ranks_agree(shares, 3)
+
+
+@given(st.integers(1, 24), st.integers(1, 4), st.integers(1, 4))
+def test_ranks_always_run_the_same_number_of_micro_batches(
+    n: int, accumulation: int, world_size: int
+) -> None:
+    assert_ranks_agree(rank_shares(n, accumulation, world_size), n)
+
+
+def test_auto_under_torchrun_refuses_an_unusable_gpu_instead_of_using_the_cpu() -> None:
+    ranks = DistContext(rank=0, world_size=2, local_rank=0)
+    # torch sees the GPU but this build has no kernels for it (the RTX 5090 under cu126).
+    no_kernels = fakes.fake_view((fakes.RTX_5090,), fakes.ARCH_LIST_CU126)
+    # Only the driver sees it: a CPU-only torch build on a GPU machine.
+    cpu_build = fakes.fake_view((fakes.RTX_5090,), build="cpu", driver=fakes.DRIVER_570)
+    for view, reason in ((no_kernels, "sm_120"), (cpu_build, "CPU-only build")):
+        assert ranks.device_request("auto", view) == "cuda:0"
+        with pytest.raises(DeviceError, match=reason):
+            resolve_device(ranks.device_request("auto", view), view=view)
+        assert resolve_device("auto", view=view).device == "cpu"  # one process still skips it
+    no_gpu = fakes.fake_view((), build="cpu", driver=NO_DRIVER)
+    assert ranks.device_request("auto", no_gpu) == "auto"  # no GPU at all: the CPU replaces nothing
 
 
 @pytest.fixture(scope="module")

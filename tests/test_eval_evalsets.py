@@ -50,6 +50,21 @@ def test_errors_name_file_line_field(tmp_path: Path, bad, where: str) -> None:
     assert f"{path}{where}" in str(info.value)
 
 
+def test_line_separators_inside_strings_do_not_split_a_record(tmp_path: Path) -> None:
+    # json.dumps(ensure_ascii=False) writes U+2028, U+2029 and U+0085 raw; str.splitlines() breaks on them.
+    prompt = "Line one\u2028line two\u2029and\u0085three: what is 15 + 27?"
+    first = json.dumps({**ITEM, "prompt": prompt}, ensure_ascii=False)
+    path = tmp_path / "set.jsonl"
+    path.write_text(first + "\r\n" + json.dumps({**ITEM, "id": "e2"}) + "\n", encoding="utf-8")
+    assert [item.prompt for item in load_eval_set(str(path)).items] == [prompt, ITEM["prompt"]]
+    path.write_text(
+        first + "\n" + json.dumps({**ITEM, "id": "e2", "section": "misc"}) + "\n", encoding="utf-8"
+    )
+    with pytest.raises(DataError) as info:
+        load_eval_set(str(path))
+    assert f"{path}:2: section:" in str(info.value)  # line numbers count "\n" only
+
+
 def test_missing_and_empty(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file and not a bundled key"):
         load_eval_set(str(tmp_path / "nope.jsonl"))

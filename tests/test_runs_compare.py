@@ -44,6 +44,22 @@ def test_compare(pair: tuple[Path, Path]) -> None:
     assert png == a / "compare_a_vs_b.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_prediction_holding_a_line_separator_is_read_whole(tmp_path: Path) -> None:
+    from tunix_rt.runs.rundir import read_predictions
+
+    run = make_run(tmp_path, "a", correct={"x": True})
+    rows = [
+        {"id": "x", "correct": True, "generation": "first\u2028second\u0085third"},
+        {"id": "y", "correct": False},
+    ]
+    (run / "eval/predictions.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    predictions = read_predictions(run)
+    assert sorted(predictions) == ["x", "y"]
+    assert predictions["x"]["generation"] == "first\u2028second\u0085third"
+
+
 def test_compare_tolerates_missing_pieces(tmp_path: Path) -> None:
     a = make_run(tmp_path, "a", score=None)
     bare = tmp_path / "bare"

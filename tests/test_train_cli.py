@@ -184,3 +184,46 @@ def test_flash_attention_without_the_package_names_the_install() -> None:
     with pytest.raises(ModelError, match="pip install flash-attn"):
         attention_for("flash_attention_2", "cuda")  # flash-attn is not installed on this machine
     assert attention_for("auto", "cpu") == "eager" and attention_for("auto", "cuda") == "sdpa"
+
+
+TORCHRUN_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "RANK", "LOCAL_RANK")
+
+
+@pytest.mark.parametrize(
+    ("env", "launcher"),
+    [
+        ({}, ["tunix-rt"]),
+        (
+            {"LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none"},
+            ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "tunix_rt"],
+        ),
+        (
+            {"LOCAL_WORLD_SIZE": "4", "WORLD_SIZE": "8", "TORCHELASTIC_RUN_ID": "job7"},
+            ["torchrun", "--nnodes", "2", "--nproc-per-node", "4", "-m", "tunix_rt"],
+        ),
+    ],
+)
+def test_the_recorded_command_reruns_the_same_launch(monkeypatch, env, launcher) -> None:
+    from tunix_rt.train import command
+
+    for name in (*TORCHRUN_ENV, command.LAUNCH_COMMAND_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    argv = ["train", "--config", "c.yaml", "--output", "runs/x"]
+    monkeypatch.setattr("sys.argv", ["/venv/lib/python3.11/site-packages/tunix_rt/__main__.py", *argv])
+    assert command.user_command() == [*launcher, *argv]
+
+
+def test_the_nproc_launcher_records_what_the_user_typed(monkeypatch) -> None:
+    """torchrun children started by `--nproc` carry the user's command; it wins over torchrun's env."""
+    import json
+
+    from tunix_rt.train import command
+
+    typed = ["tunix-rt", "train", "--nproc", "2", "--config", "c.yaml", "--output", "runs/x"]
+    monkeypatch.setenv(command.LAUNCH_COMMAND_ENV, json.dumps(typed))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    assert command.user_command() == typed

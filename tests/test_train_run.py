@@ -88,6 +88,89 @@ def test_an_existing_run_is_never_overwritten_without_overwrite(dataset, tmp_pat
     assert read_metrics(tmp_path / "r")[-1]["step"] == 3
 
 
+def test_overwrite_replaces_only_a_run_directory_or_an_empty_one(tmp_path, monkeypatch) -> None:
+    from tunix_rt.evidence import RunDirectory
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src/keep.py").write_text("precious = True\n")
+    monkeypatch.chdir(project)
+    for output in (Path("."), project / "src"):  # `--output . --overwrite` once wiped the directory
+        with pytest.raises(RunDirError, match=r"not a tunix-rt run directory \(no run_manifest.json\)"):
+            RunDirectory.open(output, resume=False, overwrite=True)
+    assert (project / "src/keep.py").read_text() == "precious = True\n"
+    with pytest.raises(RunDirError, match="is a file"):
+        RunDirectory.open(project / "src/keep.py", resume=False, overwrite=True)
+
+    (tmp_path / "empty").mkdir()
+    RunDirectory.open(tmp_path / "empty", resume=False, overwrite=True).close()
+    previous = tmp_path / "previous"
+    (previous / "checkpoints").mkdir(parents=True)
+    (previous / "run_manifest.json").write_text(json.dumps({"run_id": "old", "status": "completed"}))
+    RunDirectory.open(previous, resume=False, overwrite=True).close()
+    assert not (previous / "checkpoints").exists()
+    # The new run's manifest is written at once, so even a run that dies at start can be replaced.
+    assert json.loads((previous / "run_manifest.json").read_text())["run_id"] != "old"
+
+
+def test_metrics_lines_split_on_newlines_only(tmp_path) -> None:
+    from tunix_rt.evidence import RunDirectory
+
+    run_dir = RunDirectory.open(tmp_path / "r", resume=False, overwrite=False)
+    records = [{"step": 1, "note": "a\u2028b\u0085c"}, {"step": 2}]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records) + '{"step": 3, "lo'
+    (tmp_path / "r/metrics.jsonl").write_text(text, encoding="utf-8")
+    try:
+        assert run_dir.read_metrics() == records  # the torn last line of a killed run is still ignored
+        assert run_dir.truncate_metrics_after(1) == 2
+        assert run_dir.read_metrics() == records[:1]
+    finally:
+        run_dir.close()
+
+
+def test_the_demo_replaces_only_its_own_runs(tmp_path) -> None:
+    from tunix_rt.evidence import ensure_replaceable
+
+    def run_dir(name: str, command: list[str]) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run_manifest.json").write_text(json.dumps({"command": command}))
+        return tmp_path / name
+
+    ensure_replaceable(
+        run_dir("demo", ["tunix-rt", "demo", "--output", "x"]), by="the demo", subcommand="demo"
+    )
+    with pytest.raises(RunDirError, match="`tunix-rt demo` did not make"):
+        ensure_replaceable(run_dir("train", ["tunix-rt", "train"]), by="the demo", subcommand="demo")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("x")
+    with pytest.raises(RunDirError, match="the demo replaces only run directories"):
+        ensure_replaceable(tmp_path / "other", by="the demo", subcommand="demo")
+
+
+def test_resume_logs_and_records_each_config_change_it_accepts(dataset, tmp_path) -> None:
+    out = tmp_path / "r"
+    run(scratch_config(max_steps=2), dataset, out)
+    run(scratch_config(max_steps=3), dataset, out, resume=True)
+    run(scratch_config(max_steps=3), dataset, out, resume=True)  # nothing changed: nothing recorded
+    run(scratch_config(max_steps=4, logging_steps=2), dataset, out, resume=True)
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["config_changes_on_resume"] == [
+        {"at_step": 2, "changed": {"training.max_steps": [2, 3]}},
+        {"at_step": 3, "changed": {"training.logging_steps": [1, 2], "training.max_steps": [3, 4]}},
+    ]
+    log = (out / "training_log.txt").read_text(encoding="utf-8")
+    assert "resume: config training.max_steps changed 2 -> 3" in log
+    assert "resume: config training.logging_steps changed 1 -> 2" in log
+    # config.resolved holds the latest values; undoing the recorded changes gives the original back.
+    resolved = manifest["config"]["resolved"]
+    assert resolved["training"]["max_steps"] == 4
+    for entry in reversed(manifest["config_changes_on_resume"]):
+        for key, (old, _new) in entry["changed"].items():
+            section, name = key.split(".")
+            resolved[section][name] = old
+    assert resolved == load_config(scratch_config(max_steps=2))[0].to_dict()
+
+
 def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(
     dataset, tmp_path, monkeypatch
 ) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from tunix_rt import __version__
 from tunix_rt.errors import TunixError
 
-DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (default: the config's training.device, else auto)"
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (default: auto)"
+# Only `train` has a config to take the device from.
+TRAIN_DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (default: the config's training.device, else auto)"
 
 
 def _handler(target: str):
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", required=True, help="YAML config")
     p.add_argument("--dataset", default=None, help="file, directory or bundled key (else data.dataset)")
     p.add_argument("--output", "-o", required=True, help="run directory (the evidence folder)")
-    p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--device", default=None, help=TRAIN_DEVICE_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; do not train")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tunix_rt.config import load_config, resolve_config_path
+from tunix_rt.evidence import ensure_replaceable
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -14,7 +15,8 @@ def demo_command(args: argparse.Namespace) -> int:
     config_path = resolve_config_path("default")
     config, notes = load_config(config_path)
     output = Path(args.output)
-    _refuse_to_replace_a_real_run(output)
+    # The demo replaces its previous output, never a directory that holds anything else.
+    ensure_replaceable(output, by="the demo", subcommand="demo")
     print(f"tunix-rt demo: training the embedded default ({config_path.name}) into {output}/")
     summary = train(
         TrainRequest(
@@ -49,16 +51,3 @@ def demo_command(args: argparse.Namespace) -> int:
         )
     print(f"evidence  {output}/README.md  (run_manifest.json, metrics.jsonl, eval/predictions.jsonl, ...)")
     return 0
-
-
-def _refuse_to_replace_a_real_run(output: Path) -> None:
-    """The demo replaces its previous output, never a directory that holds anything else."""
-    from tunix_rt.errors import RunDirError
-    from tunix_rt.evidence import read_manifest
-
-    if not output.exists() or not any(output.iterdir()):
-        return
-    manifest = read_manifest(output) or {}
-    command = manifest.get("command") or []
-    if len(command) < 2 or command[1] != "demo":
-        raise RunDirError(f"{output} exists and is not a demo run; choose another --output for the demo")

@@ -22,7 +22,7 @@ from typing import Any
 
 from tunix_rt import __version__
 from tunix_rt.errors import RunDirError
-from tunix_rt.fsutil import atomic_write_json, atomic_write_text
+from tunix_rt.fsutil import atomic_write_json, atomic_write_text, jsonl_lines
 
 MANIFEST = "run_manifest.json"
 METRICS = "metrics.jsonl"
@@ -43,6 +43,36 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def ensure_replaceable(path: Path, *, by: str, subcommand: str | None = None) -> None:
+    """Refuse (RunDirError) to delete `path` unless it is absent, empty or a tunix-rt run directory.
+
+    `--overwrite` and the demo replace their output with shutil.rmtree: without this check,
+    `--output . --overwrite` would delete the current directory. `by` names what would delete it
+    (for the message); `subcommand` (e.g. "demo") further limits it to runs that command made.
+    """
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a run directory; {by} replaces only run directories")
+    if not (path / MANIFEST).is_file():
+        raise RunDirError(
+            f"{path} is not a tunix-rt run directory (no {MANIFEST}) and is not empty; {by} replaces "
+            "only run directories, so nothing was deleted: choose another --output (or a new, empty one)"
+        )
+    if subcommand is None:
+        return
+    try:
+        command = (read_manifest(path) or {}).get("command") or []
+    except ValueError:  # an unreadable manifest cannot prove which command made the run
+        command = []
+    if len(command) < 2 or command[1] != subcommand:
+        raise RunDirError(
+            f"{path} holds a run that `tunix-rt {subcommand}` did not make; {by} replaces only its own "
+            f"runs, so nothing was deleted: choose another --output for the {subcommand}"
+        )
+
+
 class RunDirectory:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
@@ -55,6 +85,8 @@ class RunDirectory:
     def open(cls, path: Path, *, resume: bool, overwrite: bool) -> RunDirectory:
         """Create a new run directory or reopen one for --resume, refusing anything ambiguous."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path} is a file, not a run directory; choose another --output")
         existing = read_manifest(path)
         occupied = path.exists() and any(path.iterdir())
         if resume:
@@ -73,12 +105,16 @@ class RunDirectory:
                 )
                 what = f"a {status} run" if status else "files"
                 raise RunDirError(f"{path} already holds {what}; {hint}")
+            ensure_replaceable(path, by="--overwrite")
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
             "created_at": utc_now(),
         }
+        # Written at once: the manifest is what marks the directory as a run that --overwrite may
+        # replace, so a run that fails before its first status update can still be overwritten.
+        atomic_write_json(path / MANIFEST, manifest)
         return cls(path, manifest)
 
     # --- manifest ---------------------------------------------------------------------------
@@ -103,7 +139,7 @@ class RunDirectory:
         path = self.path / METRICS
         if not path.is_file():
             return 0
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(path.read_text(encoding="utf-8"))
         kept = [line for line, record in self._metric_lines() if record.get("step", 0) <= step]
         if len(kept) != len(lines):
             atomic_write_text(path, "".join(line + "\n" for line in kept))
@@ -114,7 +150,7 @@ class RunDirectory:
         if not path.is_file():
             return []
         out = []
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(path.read_text(encoding="utf-8"))
         for k, line in enumerate(lines):
             if not line.strip():
                 continue

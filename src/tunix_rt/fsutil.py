@@ -44,3 +44,15 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text: split on "\n" only, a trailing "\r" removed, no empty last line.
+
+    str.splitlines() also splits on U+2028, U+2029, U+0085 and other separators that
+    json.dumps(ensure_ascii=False) leaves raw inside strings, so it would cut a record in two.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]

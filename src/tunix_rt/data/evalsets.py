@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.errors import DataError
-from tunix_rt.fsutil import sha256_file
+from tunix_rt.fsutil import jsonl_lines, sha256_file
 
 SECTIONS = ("core", "trace_sensitive", "edge_case")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -89,7 +89,7 @@ def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunix_rt.fsutil import jsonl_lines
+
 MANIFEST = "run_manifest.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -107,7 +109,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    for line in text.splitlines():
+    for line in jsonl_lines(text):
         if not line.strip():
             continue
         try:

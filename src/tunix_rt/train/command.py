@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def train_command(args: argparse.Namespace) -> int:
         config_path=str(config_path),
         config_sha256=sha256_file(config_path),
         notes=notes,
-        argv=_user_command(),
+        argv=user_command(),
     )
     summary = train(request)
     if int(os.environ.get("RANK", 0)) == 0:
@@ -56,11 +57,28 @@ def train_command(args: argparse.Namespace) -> int:
 LAUNCH_COMMAND_ENV = "TUNIX_RT_COMMAND"
 
 
-def _user_command() -> list[str]:
+def user_command() -> list[str]:
     """The command the user typed: under --nproc the torchrun children carry it in the environment."""
     if os.environ.get(LAUNCH_COMMAND_ENV):
         return json.loads(os.environ[LAUNCH_COMMAND_ENV])
-    return ["tunix-rt", *sys.argv[1:]]  # `tunix-rt ...` and `python -m tunix_rt ...` are the same
+    return [*_launcher(os.environ), *sys.argv[1:]]
+
+
+def _launcher(env: Mapping[str, str]) -> list[str]:
+    """What starts this job again: `tunix-rt`, or the torchrun line when torchrun launched it directly.
+
+    Without the torchrun part a recorded `tunix-rt train ...` would rerun a multi-process job as one
+    process (another effective batch, so another run). torchrun sets LOCAL_WORLD_SIZE and
+    TORCHELASTIC_RUN_ID in every worker; tunix-rt's own --nproc launcher is handled by the caller.
+    """
+    if "LOCAL_WORLD_SIZE" not in env and "TORCHELASTIC_RUN_ID" not in env:
+        return ["tunix-rt"]  # `tunix-rt ...` and `python -m tunix_rt ...` are the same
+    per_node = int(env.get("LOCAL_WORLD_SIZE") or env.get("WORLD_SIZE") or 1)
+    nodes = max(1, int(env.get("WORLD_SIZE") or per_node) // per_node)
+    # One node: --standalone reruns it as is. Several: the rendezvous options belong to the cluster
+    # (they are not in a worker's environment), so only the shape of the job is recorded.
+    where = ["--standalone"] if nodes == 1 else ["--nnodes", str(nodes)]
+    return ["torchrun", *where, "--nproc-per-node", str(per_node), "-m", "tunix_rt"]
 
 
 def launch_torchrun(nproc: int) -> int:
@@ -81,7 +99,7 @@ def launch_torchrun(nproc: int) -> int:
         *argv,
     ]
     print("launching: " + " ".join(command), file=sys.stderr)
-    env = {**os.environ, LAUNCH_COMMAND_ENV: json.dumps(_user_command())}
+    env = {**os.environ, LAUNCH_COMMAND_ENV: json.dumps(user_command())}
     return subprocess.call(command, env=env)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
+from tunix_rt.device.view import MachineView, current_view
 from tunix_rt.errors import DeviceError
 
 
@@ -44,8 +45,14 @@ class DistContext:
     def active(self) -> bool:
         return self.world_size > 1
 
-    def device_request(self, requested: str | None) -> str:
-        """Under torchrun each rank takes cuda:LOCAL_RANK when CUDA is asked for (or auto finds it)."""
+    def device_request(self, requested: str | None, view: MachineView | None = None) -> str:
+        """Under torchrun each rank takes cuda:LOCAL_RANK when CUDA is asked for, or auto sees a GPU.
+
+        Unlike one process, auto under torchrun never steps from an unusable GPU to the CPU: the
+        ranks must agree on one backend, and a GPU job quietly run on CPUs is not the job that was
+        launched. So on a machine with a GPU (seen by torch or by the driver) auto asks for
+        cuda:LOCAL_RANK, and resolve_device refuses an unusable one up front with doctor's reason.
+        """
         requested = requested or "auto"
         if not self.active:
             return requested
@@ -54,7 +61,7 @@ class DistContext:
                 f"--device {requested} under torchrun: each process takes cuda:LOCAL_RANK; ask for 'cuda' "
                 "and choose the GPUs with CUDA_VISIBLE_DEVICES"
             )
-        if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if requested == "cuda" or (requested == "auto" and _machine_has_gpu(view or current_view())):
             return f"cuda:{self.local_rank}"
         return requested
 
@@ -115,13 +122,15 @@ class DistContext:
     def my_micro_batches(self, micros: list[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
         """This rank's micro-batches (rank r takes every world_size-th), flagged is_last.
 
-        A rank may get only empty slices at the tail of an epoch; it still yields one (empty)
-        micro-batch so that it joins the gradient all-reduce (the loop gives it zero loss).
+        Every rank yields the same number of micro-batches: under FSDP each forward all-gathers
+        the parameters, so a rank that ran one forward fewer would leave the others waiting. At an
+        epoch's short last batch some slices are empty; a rank pads its non-empty ones with empty
+        micro-batches up to the busiest rank's count (the loop runs a zero-loss dummy forward for
+        them), and a rank with nothing at all still yields one, to join the gradient all-reduce.
         """
-        mine = micros[self.rank :: self.world_size]
-        non_empty = [m for m in mine if len(m)] or mine[:1]
-        for k, micro in enumerate(non_empty):
-            yield micro, k == len(non_empty) - 1
+        mine = rank_micro_batches(micros, self.rank, self.world_size)
+        for k, micro in enumerate(mine):
+            yield micro, k == len(mine) - 1
 
     @property
     def grad_scale(self) -> int:
@@ -140,6 +149,19 @@ class DistContext:
         if self.active:
             torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
         return value
+
+
+def _machine_has_gpu(view: MachineView) -> bool:
+    return view.cuda_available or bool(view.driver.gpus)
+
+
+def rank_micro_batches(micros: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
+    """Rank `rank`'s non-empty slices of micros[rank::world_size], padded with empty ones so that
+    every rank gets as many as the rank with the most non-empty slices (at least one)."""
+    counts = [sum(1 for m in micros[r::world_size] if len(m)) for r in range(world_size)]
+    mine = [m for m in micros[rank::world_size] if len(m)]
+    empty = micros[0][:0] if micros else np.zeros(0, dtype=np.int64)
+    return mine + [empty] * (max(1, *counts) - len(mine))
 
 
 def unwrap_model(model: Any) -> Any:

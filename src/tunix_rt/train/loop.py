@@ -35,6 +35,7 @@ from tunix_rt.evidence import CONFIG, EVAL_DIR, FINAL_MODEL, RunDirectory, utc_n
 from tunix_rt.fsutil import atomic_write_json, atomic_write_text
 from tunix_rt.train import checkpoint as ckpt
 from tunix_rt.train.batching import collate, epoch_batches, micro_batches, steps_per_epoch
+from tunix_rt.train.command import user_command
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.flops import FlopCounter
 from tunix_rt.train.model import (
@@ -97,10 +98,12 @@ def train(req: TrainRequest) -> dict[str, Any]:
             log.info(note)
         log.info(f"device: {choice.device} ({choice.name}); {choice.reason}; dtype {dtype_name}")
         if req.resume:
-            _check_resume_config(req.output, cfg)
+            changed = _check_resume_config(req.output, cfg)
+            at_step = ckpt.read_state(resume_from)["step"] if resume_from is not None else 0
+            _record_resume_config_changes(run, changed, at_step)
         atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
         write_environment_files(req.output, requested=choice.device)
-        command = req.argv or ["tunix-rt", *sys.argv[1:]]
+        command = req.argv or user_command()
         timings = dict(run.manifest.get("timings", {}))
         if req.resume:
             # The command that started the run stays the one to reproduce it; resumes are listed.
@@ -248,7 +251,9 @@ def _train(
     }
     scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "float16")
     if resume_from is not None:
-        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler, rank=dist.rank, scaler=scaler)
+        state = ckpt.load_training_state(
+            resume_from, model, optimizer, scheduler, rank=dist.rank, scaler=scaler
+        )
         changed = {k: (state.get(k), v) for k, v in identity.items() if state.get(k) != v}
         if changed:
             lines = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
@@ -376,7 +381,9 @@ def _train(
                 step_loss = torch.zeros((), device=device)
                 for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
                     with dist.sync_context(model, is_last):
-                        loss_sum = _micro_batch_loss(model, data, micro, pad_id, packed, device, compute_dtype)
+                        loss_sum = _micro_batch_loss(
+                            model, data, micro, pad_id, packed, device, compute_dtype
+                        )
                         scaler.scale(loss_sum * dist.grad_scale / loss_tokens).backward()
                     step_loss += loss_sum.detach()
                 step_loss = dist.all_reduce_sum(step_loss)
@@ -635,7 +642,8 @@ def _clip_grad_norm(model: Any, max_norm: float | None) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
 
 
-def _check_resume_config(run_dir: Path, cfg: Config) -> None:
+def _check_resume_config(run_dir: Path, cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """The changes from the run's config.yaml that resume accepts; ConfigError on any other change."""
     import yaml
 
     saved_path = run_dir / CONFIG
@@ -652,6 +660,23 @@ def _check_resume_config(run_dir: Path, cfg: Config) -> None:
             f"--resume refused: the config changed in ways that would not reproduce the run ({lines}). "
             f"Safe to change on resume: {', '.join(sorted(RESUME_SAFE_KEYS))}"
         )
+    return changed
+
+
+def _record_resume_config_changes(
+    run: RunDirectory, changed: dict[str, tuple[Any, Any]], at_step: int
+) -> None:
+    """Log each accepted change and append it to the manifest's `config_changes_on_resume`.
+
+    config.yaml and config.resolved are then rewritten with the new values; these entries (old and
+    new value per key, earlier resumes kept) are what leaves the run's original config recoverable.
+    """
+    if not changed:
+        return
+    for key, (old, new) in changed.items():
+        run.log.info(f"resume: config {key} changed {old!r} -> {new!r} (safe to change on resume)")
+    entry = {"at_step": at_step, "changed": {key: [old, new] for key, (old, new) in changed.items()}}
+    run.update_manifest(config_changes_on_resume=[*run.manifest.get("config_changes_on_resume", []), entry])
 
 
 def _save_final_model(model: Any, state: dict, tokenizer: Any, final_dir: Path, cfg: Config) -> None:

@@ -1,0 +1,46 @@
+"""pyproject.toml's version floors: no lower than the first releases with what the code calls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+# What tunix-rt calls -> the first release that has it (read in the released wheels' sources:
+# transformers 4.56.2 has only PytorchGELUTanh, 4.57 GELUTanh; dtype= replaced torch_dtype= in 4.56;
+# torch.optim.Adafactor arrived in 2.5, `from torch.distributed.fsdp import fully_shard` in 2.6).
+FIRST_RELEASE = {
+    "torch": {
+        "torch.optim.Adafactor (train/optim.py)": (2, 5),
+        "torch.distributed.fsdp.fully_shard (train/distributed.py)": (2, 6),
+    },
+    "transformers": {
+        "from_pretrained(dtype=...) (train/model.py, eval/runner.py)": (4, 56),
+        "transformers.activations.GELUTanh (train/model.py)": (4, 57),
+    },
+}
+
+
+def declared_floor(package: str) -> tuple[int, ...]:
+    match = re.search(rf'^\s*"{package}>=([0-9.]+)"', PYPROJECT.read_text(encoding="utf-8"), re.MULTILINE)
+    assert match, f"{PYPROJECT}: no '{package}>=' in dependencies"
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+@pytest.mark.parametrize("package", sorted(FIRST_RELEASE))
+def test_declared_floors_cover_the_apis_the_code_uses(package: str) -> None:
+    floor = declared_floor(package)
+    for api, first in FIRST_RELEASE[package].items():
+        assert floor >= first, f"{package}>={'.'.join(map(str, floor))} but {api} needs {first}"
+
+
+def test_the_listed_apis_exist_in_the_installed_packages() -> None:
+    """The table above stays about code that is really called (an API renamed again fails here)."""
+    import torch
+    import transformers.activations
+    from torch.distributed.fsdp import fully_shard  # noqa: F401
+
+    assert hasattr(torch.optim, "Adafactor") and hasattr(transformers.activations, "GELUTanh")
