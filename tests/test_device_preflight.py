@@ -213,3 +213,10 @@ def test_real_matmul_probe_on_cpu(dtype):
 def test_measure_cpu_matmul_peak_is_positive():
     assert measure_cpu_matmul_peak("float32", size=128, repeats=1) > 0
     assert measure_cpu_matmul_peak(torch.bfloat16, size=128, repeats=1) > 0
+
+
+def test_measuring_the_cpu_peak_leaves_the_global_rng_alone() -> None:
+    # The peak is measured inside training runs (for MFU), after the run's seed is set.
+    state = torch.random.get_rng_state()
+    measure_cpu_matmul_peak("float32", size=64, repeats=1)
+    assert torch.equal(torch.random.get_rng_state(), state)

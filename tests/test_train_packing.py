@@ -54,6 +54,13 @@ def test_a_wider_row_is_taken_when_it_saves_slots() -> None:
     assert width > 64
 
 
+def test_a_wider_row_must_save_more_than_its_attention_costs() -> None:
+    # Long examples: doubling the width would save under 1% of slots and double attention per token.
+    lengths = np.linspace(396, 1804, 15).astype(int)
+    width, _ = packed_rows(lengths)
+    assert width == 1824
+
+
 def test_the_packing_check_layout_has_a_shared_row_among_several() -> None:
     width, rows = packed_rows(np.array(CHECK_LENGTHS))
     assert len(rows) >= 2  # flash-attention reads packed positions only in one-row batches
@@ -165,3 +172,21 @@ def test_padded_rows_never_outgrow_max_seq_length(tmp_path) -> None:
         "gpt2", vocab_size=len(tokenizer), n_positions=longest, n_embd=16, n_layer=1, n_head=2
     )
     AutoModelForCausalLM.from_config(config)(input_ids=batch.input_ids, use_cache=False)
+
+
+@pytest.mark.parametrize("positions", [16, 32, 48])
+def test_a_model_with_few_positions_is_still_checked(positions: int) -> None:
+    # A scratch GPT-2 gets n_positions = max_seq_length: the check scales its examples to fit.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=positions, n_embd=32, n_layer=2, n_head=2))
+    assert packing_problem(model, None) is None
+
+
+def test_a_model_too_short_for_the_check_trains_on_padded_rows_with_the_reason() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=8, n_embd=32, n_layer=2, n_head=2))
+    problem = packing_problem(model, None)
+    assert problem is not None and "too few positions" in problem

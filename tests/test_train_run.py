@@ -171,6 +171,20 @@ def test_resume_logs_and_records_each_config_change_it_accepts(dataset, tmp_path
     assert resolved == load_config(scratch_config(max_steps=2))[0].to_dict()
 
 
+def test_a_refused_resume_records_no_config_change(dataset, tmp_path) -> None:
+    out = tmp_path / "r"
+    run(scratch_config(max_steps=2), dataset, out)
+    before = (out / "config.yaml").read_text(encoding="utf-8")
+    other = write_traces(tmp_path / "other.jsonl", n=48, seed=5)
+    # max_steps is safe to change, but another dataset makes the checkpoint refuse the resume.
+    with pytest.raises(RunDirError, match="other settings"):
+        run(scratch_config(max_steps=3), other, out, resume=True)
+    assert (out / "config.yaml").read_text(encoding="utf-8") == before
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert "config_changes_on_resume" not in manifest
+    assert "config training.max_steps changed" not in (out / "training_log.txt").read_text(encoding="utf-8")
+
+
 def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(
     dataset, tmp_path, monkeypatch
 ) -> None:
@@ -346,8 +360,18 @@ def test_ctrl_c_saves_a_checkpoint_at_a_step_boundary_and_resume_continues(datas
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, logging_steps=1)))
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
-           "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunix_rt",
+        "train",
+        "--config",
+        str(config),
+        "--dataset",
+        str(dataset),
+        "--output",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (
@@ -365,8 +389,12 @@ def test_ctrl_c_saves_a_checkpoint_at_a_step_boundary_and_resume_continues(datas
     assert read_metrics(out)[-1]["step"] == state["step"]  # weights and counters agree
     assert "interrupted: checkpoint" in (out / "training_log.txt").read_text()
     assert (out / "README.md").is_file()  # the evidence index exists for interrupted runs too
-    resumed = subprocess.run([*cmd, "--resume", "--set", f"training.max_steps={state['step'] + 2}"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cmd, "--resume", "--set", f"training.max_steps={state['step'] + 2}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert [m["step"] for m in read_metrics(out)] == list(range(1, state["step"] + 3))
     manifest = json.loads((out / "run_manifest.json").read_text())
@@ -378,8 +406,16 @@ def test_eval_after_training_joins_the_manifest_and_metrics(dataset, tmp_path) -
     evalset = tmp_path / "eval.jsonl"
     evalset.write_text(
         "\n".join(
-            json.dumps({"id": f"q{k}", "prompt": f"What is {k} plus 1?", "expected_answer": str(k + 1),
-                        "section": "core", "category": "addition", "difficulty": "easy"})
+            json.dumps(
+                {
+                    "id": f"q{k}",
+                    "prompt": f"What is {k} plus 1?",
+                    "expected_answer": str(k + 1),
+                    "section": "core",
+                    "category": "addition",
+                    "difficulty": "easy",
+                }
+            )
             for k in range(5)
         )
         + "\n"
@@ -402,14 +438,17 @@ def test_resume_refuses_a_changed_dataset(dataset, tmp_path) -> None:
 
 
 def test_adafactor_and_constant_schedule_train(dataset, tmp_path) -> None:
-    summary = run(scratch_config(max_steps=4, optimizer="adafactor", lr_scheduler="constant"), dataset,
-                  tmp_path / "r")
+    summary = run(
+        scratch_config(max_steps=4, optimizer="adafactor", lr_scheduler="constant"), dataset, tmp_path / "r"
+    )
     losses = [m["loss"] for m in read_metrics(tmp_path / "r")]
     assert summary["global_step"] == 4 and losses[-1] < losses[0]
     assert {m["lr"] for m in read_metrics(tmp_path / "r")[1:]} == {3e-3}
 
 
-def test_packed_and_padded_runs_train_alike_and_the_layout_is_recorded(dataset, tmp_path, monkeypatch) -> None:
+def test_packed_and_padded_runs_train_alike_and_the_layout_is_recorded(
+    dataset, tmp_path, monkeypatch
+) -> None:
     run(scratch_config(batch_size=8), dataset, tmp_path / "packed")
     padded = scratch_config(batch_size=8)
     padded["data"] = {"packing": False}

@@ -25,11 +25,18 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _operands(size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two random size² matrices from a private generator: measuring a peak inside a training run
+    must not move the global RNG, or dropout (and resume exactness) would depend on whether this
+    process had measured a peak before."""
+    generator = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(size, size, generator=generator).to(device, dtype) for _ in range(2))
+
+
 def _device_gflops(dev: torch.device, dtype: torch.dtype, size: int, repeats: int) -> float | None:
     """Best-of-`repeats` GFLOP/s of a size² matmul on the device; None if it does not fit in memory."""
     try:
-        x = torch.randn(size, size, device=dev, dtype=dtype)
-        y = torch.randn(size, size, device=dev, dtype=dtype)
+        x, y = _operands(size, dtype, dev)
     except torch.cuda.OutOfMemoryError:
         return None  # a GPU busy with other work still passed the correctness probe; no peak figure
     _ = x @ y
@@ -89,8 +96,7 @@ def measure_cpu_matmul_peak(dtype: str | torch.dtype, size: int = 2048, repeats:
     TFLOP/s (bf16) from run to run, which moved every MFU with it.
     """
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-    a = torch.randn(size, size, dtype=torch_dtype)
-    b = torch.randn(size, size, dtype=torch_dtype)
+    a, b = _operands(size, torch_dtype, torch.device("cpu"))
     _ = a @ b  # warm-up: thread pool start and oneDNN kernel selection are not the peak
     best = float("inf")
     for _ in range(max(1, repeats)):

@@ -114,12 +114,13 @@ def pack_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
 
 
 def packed_rows(lengths: np.ndarray) -> tuple[int, list[list[int]]]:
-    """(width, rows) for packing these examples with the fewest slots (rows x width).
+    """(width, rows) for packing these examples at the least cost: slots (rows x width), attention weighed.
 
     The width is a multiple of PACKED_ROW_MULTIPLE between the longest example and twice it: the
     narrowest fit often leaves most rows holding one example (rows of 64 for examples of ~41 tokens
-    waste a third of the slots), a wider row fits more of them. Rows never get wider than twice the
-    longest example, which bounds the attention work per token; ties go to the narrower width.
+    waste a third of the slots), a wider row fits more of them. But attention work and memory per
+    token grow with the width, so a wider row must save more slots than its attention costs; ties
+    go to the narrower width.
     """
     base = round_up(int(lengths.max()), PACKED_ROW_MULTIPLE)
     stride = max(PACKED_ROW_MULTIPLE, round_up(base // PACKED_WIDTH_CANDIDATES, PACKED_ROW_MULTIPLE))
@@ -128,16 +129,27 @@ def packed_rows(lengths: np.ndarray) -> tuple[int, list[list[int]]]:
         if len(best_rows) == 1:
             break  # one row already: anything wider is only padding
         rows = pack_rows(lengths, width)
-        if len(rows) * width < len(best_rows) * best_width:
+        if _packing_cost(len(rows), width) < _packing_cost(len(best_rows), best_width):
             best_width, best_rows = width, rows
     return best_width, best_rows
+
+
+# Per token, a layer's weight matmuls cost ~24 x hidden^2 FLOPs and its attention ~4 x width x
+# hidden, so attention adds width / (6 x hidden) to a token's cost. 1,024 is 6 x ~170: the
+# smallest hidden sizes in use, so for larger models attention is over-weighed and rows stay
+# narrower than they could be, never wider. The same term stands for the attention scores' memory.
+ATTENTION_WIDTH_SCALE = 1024
+
+
+def _packing_cost(n_rows: int, width: int) -> float:
+    return n_rows * width * (1 + width / ATTENTION_WIDTH_SCALE)
 
 
 def collate(data: TokenizedDataset, indices: np.ndarray, pad_id: int, *, packed: bool) -> Batch:
     """The examples `indices` as one micro-batch, packed or padded; both give the same loss.
 
-    packed: examples share rows of a common width (packed_rows: the fewest slots), each with its own
-    position ids starting at 0. transformers turns restarting position ids into a
+    packed: examples share rows of a common width (packed_rows: the fewest slots, attention weighed),
+    each with its own position ids starting at 0. transformers turns restarting position ids into a
     block-diagonal causal mask (masking_utils.find_packed_sequence_indices), so no example sees
     another; train.packing.packing_problem checks that on the model before a run relies on it.
 

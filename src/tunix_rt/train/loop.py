@@ -91,17 +91,19 @@ def train(req: TrainRequest) -> dict[str, Any]:
     dist.barrier()
     log = run.log if run else _quiet_logger()
     resume_from = ckpt.latest_checkpoint(req.output) if req.resume else None
+    changed: dict[str, tuple[Any, Any]] = {}
     if run:
         for stale in ckpt.remove_partial_checkpoints(req.output):
             log.info(f"removed an incomplete checkpoint write: {stale.name}")
         for note in req.notes:
             log.info(note)
         log.info(f"device: {choice.device} ({choice.name}); {choice.reason}; dtype {dtype_name}")
-        if req.resume:
-            changed = _check_resume_config(req.output, cfg)
-            at_step = ckpt.read_state(resume_from)["step"] if resume_from is not None else 0
-            _record_resume_config_changes(run, changed, at_step)
-        atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
+        # A resume's config changes are checked now and recorded only once the checkpoint has
+        # accepted the run's settings (_train): a refused resume leaves config.yaml as it was.
+        changed = _check_resume_config(req.output, cfg) if req.resume else {}
+        if resume_from is None:  # nothing to accept or refuse: a new run, or a resume before any checkpoint
+            _record_resume_config_changes(run, changed, 0)
+            atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
         write_environment_files(req.output, requested=choice.device)
         command = req.argv or user_command()
         timings = dict(run.manifest.get("timings", {}))
@@ -142,7 +144,9 @@ def train(req: TrainRequest) -> dict[str, Any]:
 
     try:
         with stop.installed():
-            summary = _train(req, run, log, dist, choice, dtype_name, attention, device, resume_from, stop)
+            summary = _train(
+                req, run, log, dist, choice, dtype_name, attention, device, resume_from, stop, changed
+            )
     except KeyboardInterrupt:
         if run:
             run.set_status("interrupted")
@@ -173,6 +177,7 @@ def _train(
     device: torch.device,
     resume_from: Path | None,
     stop: StopSignal,
+    resume_config_changes: dict[str, tuple[Any, Any]] | None = None,
 ) -> dict[str, Any]:
     cfg, tcfg = req.config, req.config.training
     _seed_everything(tcfg.seed)
@@ -261,6 +266,9 @@ def _train(
                 f"--resume: {resume_from.name} was trained with other settings ({lines}); continuing would "
                 "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
             )
+        if run:
+            _record_resume_config_changes(run, resume_config_changes or {}, int(state["step"]))
+            atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         tokens_seen, examples_seen = state["tokens_seen"], state["examples_seen"]
         loop_seconds, window = state["loop_seconds"], state["window"]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunix_rt.train.batching import collate
+from tunix_rt.train.batching import collate, packed_rows
 from tunix_rt.train.tokenize import TokenizedDataset
 
 # Mean |packed - alone| / mean |alone|, per example. Measured on tiny GPT-2/Llama/Qwen2/Gemma and
@@ -37,13 +37,19 @@ def packing_problem(model: Any, compute_dtype: torch.dtype | None) -> str | None
     Draws no random numbers (dropout is off in eval mode and the ids are arithmetic), so the
     training RNG, and with it resume exactness, is untouched; the model's train/eval mode is restored.
     """
+    check_lengths = _check_lengths(model)
+    if check_lengths is None:
+        return (
+            "the model has too few positions to lay out the packed-sequence check (several rows, "
+            "one shared), so packing is not verified"
+        )
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
         vocab = model.get_input_embeddings().num_embeddings
-        examples = [(np.arange(1, n + 1) * (7919 + 104729 * i)) % vocab for i, n in enumerate(CHECK_LENGTHS)]
-        lengths = np.array(CHECK_LENGTHS)
+        examples = [(np.arange(1, n + 1) * (7919 + 104729 * i)) % vocab for i, n in enumerate(check_lengths)]
+        lengths = np.array(check_lengths)
         data = TokenizedDataset(
             tokens=np.concatenate(examples).astype(np.int32),
             offsets=np.concatenate([[0], np.cumsum(lengths)]),
@@ -74,6 +80,20 @@ def packing_problem(model: Any, compute_dtype: torch.dtype | None) -> str | None
             "in a packed row), so packing would change the loss"
         )
     return None
+
+
+def _check_lengths(model: Any) -> tuple[int, ...] | None:
+    """CHECK_LENGTHS, scaled down for a model with fewer than 64 positions (a scratch model sized to
+    a short max_seq_length), or None when no layout with several rows and a shared one fits."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit >= max(CHECK_LENGTHS):
+        return CHECK_LENGTHS
+    lengths = tuple(max(1, n * limit // 64) for n in CHECK_LENGTHS)
+    _, rows = packed_rows(np.array(lengths))
+    if len(rows) < 2 or not any(len(row) >= 2 for row in rows):
+        return None
+    return lengths
 
 
 def _where(positions: torch.Tensor, input_ids: torch.Tensor, ids: torch.Tensor) -> tuple[int, int]:
