@@ -41,7 +41,8 @@ def test_tiny_budget_run_reports_a_consistent_breakdown(tmp_path: Path) -> None:
     assert r["floor_total_ms"] == pytest.approx(sum(r["floor_ms"].values()), abs=0.02)
     expected_budget = r["gflop_per_step"] / (r["target_mfu"] * r["bf16_peak_gflops"]) * 1e3
     assert r["budget_ms"] == pytest.approx(expected_budget, rel=0.01)
-    assert r["floor_batch"]["slots"] >= r["floor_batch"]["tokens"] > 0
+    assert r["floor_batch"]["slots"] >= r["floor_batch"]["tokens"] > r["floor_batch"]["labelled"] > 0
+    assert r["floor_budget_ms"] > 0
     assert math.isfinite(r["floor_mfu"]) and r["floor_mfu"] > 0
     assert "by kind of work" in proc.stdout and "floor" in proc.stdout
 

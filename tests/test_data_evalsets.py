@@ -11,7 +11,7 @@ import yaml
 
 from tunix_rt.data.build import effective_params, generate_jsonl, parse_key
 from tunix_rt.data.generators import reasoning_mix
-from tunix_rt.data.generators.heldout import heldout_jsonl
+from tunix_rt.data.generators.heldout import heldout_jsonl, heldout_records
 from tunix_rt.data.registry import DATASETS, EVAL_SETS, bundled_eval_set_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,29 +72,42 @@ def _shipped_dataset_specs() -> set[str]:
     return specs
 
 
-def _build_prompts(spec: str) -> set[str]:
-    """Normalised prompts of the bundled build `spec` ("KEY" or "KEY:SIZE"), made as the resolver makes it."""
+def _build(spec: str) -> list:
+    """The traces of the bundled build `spec` ("KEY" or "KEY:SIZE"), made as the resolver makes it."""
     key, size = parse_key(spec)
     dataset = DATASETS[key]
     seed, size = effective_params(dataset, None, size)
-    _, traces = generate_jsonl(dataset, seed, size)
-    return {norm(t.prompt) for t in traces}
+    return generate_jsonl(dataset, seed, size)[1]
 
 
-def test_no_eval_prompt_in_any_shipped_training_build():
+def _problem(meta: dict) -> tuple[str, str] | None:
+    if "category" not in meta or "inputs" not in meta:
+        return None  # not a reasoning-mix trace: only its prompt can be compared
+    return reasoning_mix.problem_key(meta["category"], meta["inputs"])
+
+
+HELDOUT_PROBLEMS = {_problem(r["meta"]) for r in heldout_records()}
+
+
+def test_no_eval_item_in_any_shipped_training_build():
     specs = _shipped_dataset_specs()
     # The sizes the demo and cpu-reasoner train on: large builds are where leaks used to happen.
     assert {"reasoning-mix:51200", "reasoning-mix:150000", "dev-reasoning-v2"} <= specs
     for spec in sorted(specs | {"reasoning-mix"}):
-        training = _build_prompts(spec)
+        traces = _build(spec)
+        prompts = {norm(t.prompt) for t in traces}
         for key in EVAL_SETS:
-            leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in training]
+            leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in prompts]
             assert not leaked, f"{key}: prompts also in the {spec} training build: {leaked}"
+        # The same held-out problem in another phrasing counts as seen too.
+        twins = [t.prompt for t in traces if _problem(t.meta) in HELDOUT_PROBLEMS]
+        assert not twins, f"{spec}: held-out problems rephrased in training: {twins[:3]}"
 
 
-def test_the_plain_generator_would_leak_at_that_size():
-    # Why the training builds exclude eval prompts: the held-out set comes from the same generator.
-    plain = {norm(r["prompt"]) for r in reasoning_mix.generate(reasoning_mix.DEFAULT_SEED, 60_000)}
-    assert plain & reasoning_mix.eval_set_prompts()
-    # ... and a default-size build is the same with or without the exclusion.
-    assert reasoning_mix.generate_training() == reasoning_mix.generate()
+def test_the_plain_generator_would_leak_prompts_and_problems():
+    # Why training builds exclude eval items: the held-out set comes from the same generator.
+    plain = reasoning_mix.generate(reasoning_mix.DEFAULT_SEED, 60_000)
+    assert {norm(r["prompt"]) for r in plain} & reasoning_mix.eval_set_prompts()
+    default = reasoning_mix.generate()
+    assert any(_problem(r["meta"]) in HELDOUT_PROBLEMS for r in default)
+    assert len(HELDOUT_PROBLEMS) == 200  # one problem per held-out item

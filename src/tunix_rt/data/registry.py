@@ -39,8 +39,8 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="reasoning-mix",
             # 1.1: builds of any size leave out the bundled eval sets' prompts (1.0 did so only at
-            # the default size).
-            version="1.1",
+            # the default size). 1.2: and the held-out set's problems in any phrasing.
+            version="1.2",
             description="broad seeded mix of 30+ short-answer task families for small models (size: KEY:N)",
             generator="tunix_rt.data.generators.reasoning_mix:generate_training",
             default_seed=1234,

@@ -3,12 +3,14 @@
 In-distribution items from the reasoning-mix generator with a seed disjoint from the training
 default, keeping only prompts absent from the default reasoning-mix build and from
 dev-reasoning-v2 (normalised for case and spacing). A test regenerates the file and compares.
+Training builds (reasoning_mix.generate_training) leave its problems out in any phrasing.
 
     python -m tunix_rt.data.generators.heldout   # rewrites src/tunix_rt/data/evalsets/reasoning-mix-heldout.jsonl
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -21,13 +23,22 @@ HELDOUT_SIZE = 200
 TRACE_SENSITIVE_MIN_STEPS = 3
 
 
-def build_heldout() -> list[dict[str, Any]]:
-    """The eval items, in file order."""
+@functools.lru_cache(maxsize=1)
+def _records() -> tuple[dict[str, Any], ...]:
     exclude = {normalise_prompt(r["prompt"]) for r in reasoning_mix.generate()}
     exclude |= {normalise_prompt(r["prompt"]) for r in dev_reasoning_v2.generate()}
-    records = reasoning_mix.generate(HELDOUT_SEED, HELDOUT_SIZE, exclude=exclude)
+    return tuple(reasoning_mix.generate(HELDOUT_SEED, HELDOUT_SIZE, exclude=exclude))
+
+
+def heldout_records() -> list[dict[str, Any]]:
+    """The generator records behind the eval items (with their family and inputs), in file order."""
+    return [dict(r) for r in _records()]
+
+
+def build_heldout() -> list[dict[str, Any]]:
+    """The eval items, in file order."""
     items = []
-    for n, record in enumerate(records, start=1):
+    for n, record in enumerate(heldout_records(), start=1):
         steps = len(record["steps"])
         items.append(
             {

@@ -74,10 +74,20 @@ def normalise_prompt(prompt: str) -> str:
     return " ".join(prompt.lower().split())
 
 
+def problem_key(family: str, inputs: Any) -> tuple[str, str]:
+    """What makes two items the same problem whatever their phrasing: the family and its inputs."""
+    return family, json.dumps(inputs, sort_keys=True)
+
+
 def generate(
-    seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE, *, exclude: set[str] | None = None
+    seed: int = DEFAULT_SEED,
+    size: int = DEFAULT_SIZE,
+    *,
+    exclude: set[str] | None = None,
+    exclude_problems: set[tuple[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """`size` traces with unique prompts; `exclude` holds normalised prompts that must not appear."""
+    """`size` traces with unique prompts; `exclude` holds normalised prompts that must not appear,
+    `exclude_problems` problem_keys that must not appear in any phrasing."""
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     rng = random.Random(seed)
@@ -92,7 +102,7 @@ def generate(
         family = rng.choices(names, weights=[live[name][1] for name in names])[0]
         item = live[family][0](rng)
         key = normalise_prompt(item.prompt)
-        if key in seen:
+        if key in seen or (exclude_problems and problem_key(family, item.inputs) in exclude_problems):
             repeats[family] += 1
             if repeats[family] >= MAX_REPEATS_IN_A_ROW:
                 del live[family]
@@ -114,14 +124,18 @@ def generate(
 
 
 def generate_training(seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE) -> list[dict[str, Any]]:
-    """The `reasoning-mix` training build: `generate`, minus every prompt of a bundled eval set.
+    """The `reasoning-mix` training build: `generate`, minus every bundled eval item.
 
     The held-out set is drawn from this same generator (another seed, prompts absent from the
-    default build), so a large enough build would otherwise reach some of its prompts: 34 of them
-    within the first 60,000 traces. Excluding them keeps every bundled eval set unseen by every
-    training build, whatever its size; builds of the default size are unchanged.
+    default build), so a training build would otherwise reach its items: the same prompt (34 of
+    them within the first 60,000 traces) or the same problem in another phrasing ("Work out 1.6 - 1."
+    against "Calculate 1.6 - 1."; 55 of the 200 in the default 20,000). Both are left out, so every
+    bundled eval set stays unseen by every training build, whatever its size.
     """
-    return generate(seed, size, exclude=eval_set_prompts())
+    from tunix_rt.data.generators.heldout import heldout_records  # heldout imports this module
+
+    problems = {problem_key(r["meta"]["category"], r["meta"]["inputs"]) for r in heldout_records()}
+    return generate(seed, size, exclude=eval_set_prompts(), exclude_problems=problems)
 
 
 def eval_set_prompts() -> set[str]:
