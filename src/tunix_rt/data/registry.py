@@ -59,7 +59,7 @@ EVAL_SETS: dict[str, tuple[str, str]] = {
     ),
     "reasoning-mix-heldout": (
         "reasoning-mix-heldout.jsonl",
-        "200 in-distribution reasoning-mix items (disjoint seed, prompts absent from training builds)",
+        "200 in-distribution reasoning-mix items (disjoint seed; their prompts and problems absent from training builds)",
     ),
 }
 
