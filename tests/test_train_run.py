@@ -214,24 +214,19 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(
     assert_same_weights(tmp_path / "straight", tmp_path / "r")
 
 
+def train_cli(config: Path, dataset: Path, out: Path) -> list[str]:
+    """`tunix-rt train` as a child process: what a user's shell would run."""
+    return [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
+            "--output", str(out)]  # fmt: skip
+
+
 def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None:
     config = tmp_path / "c.yaml"
     import yaml
 
     config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, save_every_steps=2, logging_steps=1)))
     out = tmp_path / "r"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tunix_rt",
-        "train",
-        "--config",
-        str(config),
-        "--dataset",
-        str(dataset),
-        "--output",
-        str(out),
-    ]
+    cmd = train_cli(config, dataset, out)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not _checkpointed_at_least(out, 4):
@@ -360,18 +355,7 @@ def test_ctrl_c_saves_a_checkpoint_at_a_step_boundary_and_resume_continues(datas
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, logging_steps=1)))
     out = tmp_path / "r"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tunix_rt",
-        "train",
-        "--config",
-        str(config),
-        "--dataset",
-        str(dataset),
-        "--output",
-        str(out),
-    ]
+    cmd = train_cli(config, dataset, out)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (
