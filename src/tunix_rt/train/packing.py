@@ -5,9 +5,9 @@ block-diagonal causal mask. transformers does this for the architectures built o
 create_causal_mask with eager or sdpa attention, but not everywhere: its flash-attention path reads
 packed position ids only when a batch is a single row, and remote-code or older models may ignore
 them. A model that ignores them lets an example attend to the one before it in its row: the loss
-would be silently wrong. So before training, three examples are laid out by the very collate
-function training uses (several rows, one shared, padding included), run under the training's autocast, and
-each example's logits are compared with the logits it gets alone.
+would be silently wrong. So before training, four examples are laid out by the very collate
+function training uses (several rows, one shared, padding included), run under the training's
+autocast, and each example's logits are compared with the logits it gets alone.
 """
 
 from __future__ import annotations

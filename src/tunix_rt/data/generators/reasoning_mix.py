@@ -22,6 +22,7 @@ from tunix_rt.data.generators import mix_math as mm
 from tunix_rt.data.generators import mix_word as wd
 from tunix_rt.data.generators.common import trace
 from tunix_rt.data.generators.mix_arithmetic import Item
+from tunix_rt.fsutil import jsonl_lines
 
 DATASET = "reasoning-mix"
 GENERATOR = "tunix_rt.data.generators.reasoning_mix"
@@ -146,7 +147,7 @@ def eval_set_prompts() -> set[str]:
     for key in EVAL_SETS:
         path = bundled_eval_set_path(key)
         assert path is not None  # every key of EVAL_SETS names a bundled file
-        for line in path.read_text(encoding="utf-8").split("\n"):
+        for line in jsonl_lines(path.read_text(encoding="utf-8")):
             if line.strip():
                 prompts.add(normalise_prompt(json.loads(line)["prompt"]))
     return prompts
