@@ -75,6 +75,17 @@ def test_auto_under_torchrun_refuses_an_unusable_gpu_instead_of_using_the_cpu() 
     assert ranks.device_request("auto", no_gpu) == "auto"  # no GPU at all: the CPU replaces nothing
 
 
+@pytest.mark.parametrize("hidden", ["", "-1"])
+def test_auto_under_torchrun_with_every_gpu_hidden_on_purpose_means_the_cpu(hidden, monkeypatch) -> None:
+    ranks = DistContext(rank=0, world_size=2, local_rank=0)
+    # The driver still lists the GPU, but CUDA_VISIBLE_DEVICES hides it, so torch sees none.
+    hidden_gpu = fakes.fake_view((fakes.RTX_5090,), build="cpu", driver=fakes.DRIVER_570)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+    assert ranks.device_request("auto", hidden_gpu) == "auto"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert ranks.device_request("auto", hidden_gpu) == "cuda:0"
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dist")

@@ -171,6 +171,17 @@ def test_resume_logs_and_records_each_config_change_it_accepts(dataset, tmp_path
     assert resolved == load_config(scratch_config(max_steps=2))[0].to_dict()
 
 
+def test_a_run_that_dies_at_once_still_names_the_command_that_made_it(tmp_path) -> None:
+    from tunix_rt.evidence import RunDirectory, ensure_replaceable
+
+    out = tmp_path / "demo"
+    RunDirectory.open(out, resume=False, overwrite=False, command=["tunix-rt", "demo"]).close()
+    assert json.loads((out / "run_manifest.json").read_text())["command"] == ["tunix-rt", "demo"]
+    ensure_replaceable(out, by="the demo", subcommand="demo")  # the next demo may replace it
+    with pytest.raises(RunDirError, match="did not make"):
+        ensure_replaceable(out, by="the demo", subcommand="train")
+
+
 def test_a_refused_resume_records_no_config_change(dataset, tmp_path) -> None:
     out = tmp_path / "r"
     run(scratch_config(max_steps=2), dataset, out)

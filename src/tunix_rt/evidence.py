@@ -82,8 +82,14 @@ class RunDirectory:
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool, overwrite: bool) -> RunDirectory:
-        """Create a new run directory or reopen one for --resume, refusing anything ambiguous."""
+    def open(
+        cls, path: Path, *, resume: bool, overwrite: bool, command: list[str] | None = None
+    ) -> RunDirectory:
+        """Create a new run directory or reopen one for --resume, refusing anything ambiguous.
+
+        `command` (what started the run) goes into a new run's first manifest, so a run that dies
+        before anything else is recorded still says which command made it (the demo checks that).
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is a file, not a run directory; choose another --output")
@@ -112,6 +118,8 @@ class RunDirectory:
             "run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
             "created_at": utc_now(),
         }
+        if command:
+            manifest["command"] = command
         # Written at once: the manifest is what marks the directory as a run that --overwrite may
         # replace, so a run that fails before its first status update can still be overwritten.
         atomic_write_json(path / MANIFEST, manifest)

@@ -152,6 +152,10 @@ class DistContext:
 
 
 def _machine_has_gpu(view: MachineView) -> bool:
+    # CUDA_VISIBLE_DEVICES="" (or -1) hides every GPU on purpose: the driver still lists them, but
+    # the user asked for none, so auto means the CPU.
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return view.cuda_available
     return view.cuda_available or bool(view.driver.gpus)
 
 

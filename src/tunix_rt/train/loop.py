@@ -87,7 +87,12 @@ def train(req: TrainRequest) -> dict[str, Any]:
     dist.init(choice)
 
     # 2. The run directory (rank 0 writes the evidence; other ranks only read checkpoints).
-    run = RunDirectory.open(req.output, resume=req.resume, overwrite=req.overwrite) if dist.is_main else None
+    command = req.argv or user_command()
+    run = (
+        RunDirectory.open(req.output, resume=req.resume, overwrite=req.overwrite, command=command)
+        if dist.is_main
+        else None
+    )
     dist.barrier()
     log = run.log if run else _quiet_logger()
     resume_from = ckpt.latest_checkpoint(req.output) if req.resume else None
@@ -105,7 +110,6 @@ def train(req: TrainRequest) -> dict[str, Any]:
             _record_resume_config_changes(run, changed, 0)
             atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
         write_environment_files(req.output, requested=choice.device)
-        command = req.argv or user_command()
         timings = dict(run.manifest.get("timings", {}))
         if req.resume:
             # The command that started the run stays the one to reproduce it; resumes are listed.
