@@ -186,6 +186,7 @@ def test_a_refused_resume_records_no_config_change(dataset, tmp_path) -> None:
     out = tmp_path / "r"
     run(scratch_config(max_steps=2), dataset, out)
     before = (out / "config.yaml").read_text(encoding="utf-8")
+    resolved_before = json.loads((out / "run_manifest.json").read_text())["config"]["resolved"]
     other = write_traces(tmp_path / "other.jsonl", n=48, seed=5)
     # max_steps is safe to change, but another dataset makes the checkpoint refuse the resume.
     with pytest.raises(RunDirError, match="other settings"):
@@ -193,6 +194,7 @@ def test_a_refused_resume_records_no_config_change(dataset, tmp_path) -> None:
     assert (out / "config.yaml").read_text(encoding="utf-8") == before
     manifest = json.loads((out / "run_manifest.json").read_text())
     assert "config_changes_on_resume" not in manifest
+    assert manifest["config"]["resolved"] == resolved_before
     assert "config training.max_steps changed" not in (out / "training_log.txt").read_text(encoding="utf-8")
 
 

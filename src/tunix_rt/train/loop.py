@@ -107,8 +107,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         # accepted the run's settings (_train): a refused resume leaves config.yaml as it was.
         changed = _check_resume_config(req.output, cfg) if req.resume else {}
         if resume_from is None:  # nothing to accept or refuse: a new run, or a resume before any checkpoint
-            _record_resume_config_changes(run, changed, 0)
-            atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
+            _accept_config(run, req, changed, at_step=0)
         write_environment_files(req.output, requested=choice.device)
         timings = dict(run.manifest.get("timings", {}))
         if req.resume:
@@ -123,13 +122,6 @@ def train(req: TrainRequest) -> dict[str, Any]:
             status="running",
             timings=timings,
             command=command,
-            config={
-                "path": req.config_path,
-                "sha256": cfg.sha256(),
-                "file_sha256": req.config_sha256,
-                "resolved": cfg.to_dict(),
-                "notes": req.notes,
-            },
             device={
                 "type": choice.type,
                 "name": choice.name,
@@ -271,8 +263,7 @@ def _train(
                 "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
             )
         if run:
-            _record_resume_config_changes(run, resume_config_changes or {}, int(state["step"]))
-            atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
+            _accept_config(run, req, resume_config_changes or {}, at_step=int(state["step"]))
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         tokens_seen, examples_seen = state["tokens_seen"], state["examples_seen"]
         loop_seconds, window = state["loop_seconds"], state["window"]
@@ -675,20 +666,30 @@ def _check_resume_config(run_dir: Path, cfg: Config) -> dict[str, tuple[Any, Any
     return changed
 
 
-def _record_resume_config_changes(
-    run: RunDirectory, changed: dict[str, tuple[Any, Any]], at_step: int
+def _accept_config(
+    run: RunDirectory, req: TrainRequest, changed: dict[str, tuple[Any, Any]], at_step: int
 ) -> None:
-    """Log each accepted change and append it to the manifest's `config_changes_on_resume`.
-
-    config.yaml and config.resolved are then rewritten with the new values; these entries (old and
-    new value per key, earlier resumes kept) are what leaves the run's original config recoverable.
-    """
-    if not changed:
-        return
+    """Make req.config the run's config: config.yaml, the manifest's `config`, and on resume each
+    accepted change, logged and appended to `config_changes_on_resume` (earlier resumes kept), which
+    is what leaves the run's original config recoverable. A resume calls this only once the
+    checkpoint has accepted the run's settings, so a refused resume changes none of them."""
+    cfg = req.config
+    atomic_write_text(req.output / CONFIG, _yaml(cfg.to_dict()))
+    fields: dict[str, Any] = {
+        "config": {
+            "path": req.config_path,
+            "sha256": cfg.sha256(),
+            "file_sha256": req.config_sha256,
+            "resolved": cfg.to_dict(),
+            "notes": req.notes,
+        }
+    }
     for key, (old, new) in changed.items():
         run.log.info(f"resume: config {key} changed {old!r} -> {new!r} (safe to change on resume)")
-    entry = {"at_step": at_step, "changed": {key: [old, new] for key, (old, new) in changed.items()}}
-    run.update_manifest(config_changes_on_resume=[*run.manifest.get("config_changes_on_resume", []), entry])
+    if changed:
+        entry = {"at_step": at_step, "changed": {key: [old, new] for key, (old, new) in changed.items()}}
+        fields["config_changes_on_resume"] = [*run.manifest.get("config_changes_on_resume", []), entry]
+    run.update_manifest(**fields)
 
 
 def _save_final_model(model: Any, state: dict, tokenizer: Any, final_dir: Path, cfg: Config) -> None:
