@@ -143,7 +143,7 @@ def test_dry_run_accepts_every_reference_config(config, tmp_path, capsys, monkey
 def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_path, capsys, monkeypatch) -> None:
     """The original's lost milestone: is_available() says True, but the build has no sm_120 kernels."""
     from tunix_rt.device import fakes, preflight
-    from tunix_rt.train import loop
+    from tunix_rt.recipes import sft
 
     monkeypatch.setattr(
         preflight, "current_view", lambda: fakes.fake_view((fakes.RTX_5090,), fakes.ARCH_LIST_CU126)
@@ -152,8 +152,8 @@ def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_pat
     def no_model_loading(*args, **kwargs):
         raise AssertionError("a model was loaded although the device was refused")
 
-    monkeypatch.setattr(loop, "load_pretrained", no_model_loading)
-    monkeypatch.setattr(loop, "build_scratch_model", no_model_loading)
+    monkeypatch.setattr(sft, "load_pretrained", no_model_loading)
+    monkeypatch.setattr(sft, "build_scratch_model", no_model_loading)
     data = write_traces(tmp_path / "d.jsonl", n=8)
     code = main(["train", "--config", str(config_file), "--dataset", str(data), "--output",
                  str(tmp_path / "run"), "--device", "cuda"])
@@ -204,7 +204,7 @@ TORCHRUN_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "RANK",
     ],
 )
 def test_the_recorded_command_reruns_the_same_launch(monkeypatch, env, launcher) -> None:
-    from tunix_rt.train import command
+    from tunix_rt.train import request as command
 
     for name in (*TORCHRUN_ENV, command.LAUNCH_COMMAND_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -219,7 +219,7 @@ def test_the_nproc_launcher_records_what_the_user_typed(monkeypatch) -> None:
     """torchrun children started by `--nproc` carry the user's command; it wins over torchrun's env."""
     import json
 
-    from tunix_rt.train import command
+    from tunix_rt.train import request as command
 
     typed = ["tunix-rt", "train", "--nproc", "2", "--config", "c.yaml", "--output", "runs/x"]
     monkeypatch.setenv(command.LAUNCH_COMMAND_ENV, json.dumps(typed))

@@ -17,9 +17,11 @@ from helpers_models import make_tiny_model_dir
 from helpers_train import pretrained_config, read_metrics, read_weights, scratch_config, write_traces
 from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError, RunDirError, TrainingError
+from tunix_rt.recipes import sft
+from tunix_rt.recipes.sft import train
 from tunix_rt.train import checkpoint as ckpt
-from tunix_rt.train import loop
-from tunix_rt.train.loop import TrainRequest, train
+from tunix_rt.train import step as train_step
+from tunix_rt.train.request import TrainRequest
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,23 @@ def dataset(tmp_path_factory) -> Path:
 def run(raw: dict, dataset: Path, output: Path, **kwargs) -> dict:
     config, notes = load_config(raw)
     return train(TrainRequest(config=config, dataset=str(dataset), output=output, notes=notes, **kwargs))
+
+
+class Killed(BaseException):
+    """Ends a training run from outside, the way kill -9 ends its process's work."""
+
+
+def kill_after_checkpoint(monkeypatch, step: int) -> None:
+    """Make the run die right after its checkpoint of `step` is on disk."""
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(run_dir, **kwargs):
+        path = real_save(run_dir, **kwargs)
+        if kwargs["state"]["step"] == step:
+            raise Killed
+        return path
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
 
 
 def assert_same_weights(a: Path, b: Path, atol: float = 1e-5) -> None:
@@ -51,7 +70,7 @@ def test_gradient_accumulation_equals_the_big_batch(dataset, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("arch", ["scratch", "gpt2"])
-def test_resume_reproduces_an_uninterrupted_run_exactly(arch, dataset, tmp_path) -> None:
+def test_resume_reproduces_an_uninterrupted_run_exactly(arch, dataset, tmp_path, monkeypatch) -> None:
     # GPT-2 keeps dropout on, so this also proves the RNG state is restored.
     if arch == "scratch":
         raw = scratch_config(max_steps=20, save_every_steps=5, dtype="auto")
@@ -60,8 +79,9 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(arch, dataset, tmp_path)
             make_tiny_model_dir(tmp_path / "gpt2", "gpt2"), max_steps=20, save_every_steps=5
         )
     run(raw, dataset, tmp_path / "straight")
-    with pytest.raises(loop._SimulatedKill):
-        run(raw, dataset, tmp_path / "resumed", stop_after_steps=10)
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_after_checkpoint(patch, step=10)
+        run(raw, dataset, tmp_path / "resumed")
     assert json.loads((tmp_path / "resumed/run_manifest.json").read_text())["status"] == "failed"
     summary = run(raw, dataset, tmp_path / "resumed", resume=True)
     assert summary["global_step"] == 20 and summary["steps_this_process"] == 10
@@ -271,7 +291,7 @@ def _checkpointed_at_least(run_dir: Path, step: int) -> bool:
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step(dataset, tmp_path, monkeypatch) -> None:
-    real = loop._micro_batch_loss
+    real = train_step.micro_batch_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -279,7 +299,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step(dataset, tmp_path, monkeypatch
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(loop, "_micro_batch_loss", poisoned)
+    monkeypatch.setattr(sft, "micro_batch_loss", poisoned)
     with pytest.raises(TrainingError, match="loss is nan at step 3"):
         run(scratch_config(max_steps=6), dataset, tmp_path / "r")
     manifest = json.loads((tmp_path / "r/run_manifest.json").read_text())

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--evidence", metavar="DIR", default=None, help="also write the environment files here")
-    p.set_defaults(func=_handler("tunix_rt.device.doctor:doctor_command"))
+    p.set_defaults(func=_handler("tunix_rt.device.command:doctor_command"))
 
     # --- train ------------------------------------------------------------------------------
     p = commands.add_parser("train", help="supervised fine-tuning on reasoning traces")

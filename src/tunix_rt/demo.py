@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from tunix_rt.config import load_config, resolve_config_path
-from tunix_rt.evidence import ensure_replaceable
+from tunix_rt.evidence import ensure_replaceable, read_manifest
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from tunix_rt.train.loop import TrainRequest, train
+    from tunix_rt.recipes.sft import train
+    from tunix_rt.train.request import TrainRequest
 
     config_path = resolve_config_path("default")
     config, notes = load_config(config_path)
@@ -30,8 +31,6 @@ def demo_command(args: argparse.Namespace) -> int:
             argv=["tunix-rt", "demo", "--output", str(output), "--device", args.device],
         )
     )
-    from tunix_rt.evidence import read_manifest
-
     manifest = read_manifest(output) or {}
     headline = manifest.get("eval") or {}
     print()

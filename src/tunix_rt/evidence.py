@@ -24,12 +24,20 @@ from tunix_rt import __version__
 from tunix_rt.errors import RunDirError
 from tunix_rt.fsutil import atomic_write_json, atomic_write_text, jsonl_lines
 
+# The one definition of every name in a run directory (runs/, eval/ and the recipes import these).
 MANIFEST = "run_manifest.json"
 METRICS = "metrics.jsonl"
 LOG = "training_log.txt"
 CONFIG = "config.yaml"
 FINAL_MODEL = "final_model"
 EVAL_DIR = "eval"
+EVAL_SUMMARY_FILE = "eval_summary.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+EVAL_SUMMARY = f"{EVAL_DIR}/{EVAL_SUMMARY_FILE}"
+PREDICTIONS = f"{EVAL_DIR}/{PREDICTIONS_FILE}"
+LOSS_CURVE = "loss_curve.png"
+RENDER_FILE = "tunix_rt_render.json"
+"""In a saved model directory (final_model/): how its prompts were rendered in training."""
 
 
 def utc_now() -> str:
@@ -37,10 +45,39 @@ def utc_now() -> str:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """The run's manifest, or None when there is none; ValueError when it is not a JSON object."""
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return manifest
+
+
+def read_jsonl(path: Path, *, tolerant: bool = True) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file ([] when it is absent).
+
+    A torn last line (a kill mid-write) is always left out. `tolerant` also leaves out every other
+    unparsable line (readers of finished runs show what they can); without it such a line raises.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = jsonl_lines(path.read_text(encoding="utf-8", errors="replace" if tolerant else "strict"))
+    rows = []
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            if tolerant or k == len(lines) - 1:
+                continue
+            raise
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
 
 
 def ensure_replaceable(path: Path, *, by: str, subcommand: str | None = None) -> None:
@@ -140,34 +177,19 @@ class RunDirectory:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """metrics.jsonl as records; a torn last line (a kill mid-write) is ignored."""
-        return [record for _, record in self._metric_lines()]
+        return read_jsonl(self.path / METRICS, tolerant=False)
 
     def truncate_metrics_after(self, step: int) -> int:
         """Drop metric lines past `step` (written after the checkpoint we resume from); returns how many."""
         path = self.path / METRICS
         if not path.is_file():
             return 0
-        lines = jsonl_lines(path.read_text(encoding="utf-8"))
-        kept = [line for line, record in self._metric_lines() if record.get("step", 0) <= step]
-        if len(kept) != len(lines):
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
-        return len(lines) - len(kept)
-
-    def _metric_lines(self) -> list[tuple[str, dict[str, Any]]]:
-        path = self.path / METRICS
-        if not path.is_file():
-            return []
-        out = []
-        lines = jsonl_lines(path.read_text(encoding="utf-8"))
-        for k, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                out.append((line, json.loads(line)))
-            except json.JSONDecodeError:
-                if k != len(lines) - 1:
-                    raise
-        return out
+        n_lines = len(jsonl_lines(path.read_text(encoding="utf-8")))
+        kept = [record for record in self.read_metrics() if record.get("step", 0) <= step]
+        if len(kept) != n_lines:
+            # Each line is rewritten exactly as append_metrics wrote it (json.dumps round-trips).
+            atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
+        return n_lines - len(kept)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a", encoding="utf-8") as handle:

@@ -6,16 +6,19 @@ gets a clear "no GPU" answer, not an error.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 from tunix_rt.device.capability import arch_supported, describe_arch_list, remedy_for
-from tunix_rt.device.preflight import assess_gpu, cuda_blocker, measure_cpu_matmul_peak, resolve_device
+from tunix_rt.device.preflight import (
+    DeviceChoice,
+    GpuAssessment,
+    assess_gpu,
+    cuda_blocker,
+    measure_cpu_matmul_peak,
+    resolve_device,
+)
 from tunix_rt.device.view import MachineView, current_view
 from tunix_rt.errors import DeviceError
 
@@ -70,29 +73,26 @@ def collect_report(
     view: MachineView | None = None,
     probe: bool = True,
     cpu_peak_size: int | None = CPU_PEAK_SIZE,
+    choice: DeviceChoice | None = None,
+    matmul_gflops: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
-    """Everything doctor knows, as one JSON-ready dict (also the source of the env files)."""
+    """Everything doctor knows, as one JSON-ready dict (also the source of the env files).
+
+    A training run passes the device it already resolved (`choice`, not probed again) and the CPU
+    peak it measured for MFU (`matmul_gflops`), so start-up does each of those once.
+    """
     view = view or current_view()
     assessments = {}
     if cuda_blocker(view) is None:
-        targets = _probe_targets(requested, view) if probe else set()
+        targets = _probe_targets(requested, view) if probe and choice is None else set()
         assessments = {gpu.index: assess_gpu(gpu, view, probe=gpu.index in targets) for gpu in view.gpus}
     gpus = [a.to_dict() for a in assessments.values()] or _driver_only_gpus(view)
-
-    try:
-        choice = resolve_device(requested, probe=probe, view=view, assessments=assessments)
-        usable, remedy = True, None
-        verdict = f"{choice.device} is usable — {choice.reason}"
-        recommended = choice.device
-    except DeviceError as exc:
-        choice, usable = None, False
-        remedy = getattr(exc, "remedy", None)
-        verdict = f"{requested} is not usable — {getattr(exc, 'reason', str(exc))}"
-        recommended = resolve_device("auto", probe=probe, view=view, assessments=assessments).device
+    verdict = _verdict(requested, view, probe, assessments, choice)
+    choice = verdict.pop("choice")
 
     cpu = view.cpu
-    matmul = None
-    if cpu_peak_size:
+    matmul = matmul_gflops
+    if matmul is None and cpu_peak_size:
         matmul = {
             dt: measure_cpu_matmul_peak(dt, size=cpu_peak_size, repeats=2) for dt in ("float32", "bfloat16")
         }
@@ -127,15 +127,40 @@ def collect_report(
         "mps_available": view.mps_available,
         "requested": requested,
         "device": choice.to_dict() if choice else None,
-        "recommended_device": recommended,
-        "usable": usable,
-        "verdict": verdict,
-        "remedy": remedy,
+        **verdict,
     }
 
 
 def _mark(value: bool | None) -> str:
     return "✔" if value else ("–" if value is None else "✖")
+
+
+def _verdict(
+    requested: str,
+    view: MachineView,
+    probe: bool,
+    assessments: dict[int, GpuAssessment],
+    choice: DeviceChoice | None,
+) -> dict[str, Any]:
+    """{choice, recommended_device, usable, verdict, remedy} for the requested device."""
+    try:
+        choice = choice or resolve_device(requested, probe=probe, view=view, assessments=assessments)
+    except DeviceError as exc:
+        recommended = resolve_device("auto", probe=probe, view=view, assessments=assessments).device
+        return {
+            "choice": None,
+            "recommended_device": recommended,
+            "usable": False,
+            "verdict": f"{requested} is not usable — {getattr(exc, 'reason', str(exc))}",
+            "remedy": getattr(exc, "remedy", None),
+        }
+    return {
+        "choice": choice,
+        "recommended_device": choice.device,
+        "usable": True,
+        "verdict": f"{choice.device} is usable — {choice.reason}",
+        "remedy": None,
+    }
 
 
 def render_human(report: dict[str, Any]) -> str:
@@ -192,20 +217,3 @@ def render_human(report: dict[str, Any]) -> str:
             lines.append(f"  remedy: {report['remedy']}")
         lines.append(f"  usable instead: --device {report['recommended_device']}")
     return "\n".join(lines)
-
-
-def doctor_command(args: argparse.Namespace) -> int:
-    report = collect_report(getattr(args, "device", None) or "auto")
-    written = []
-    if getattr(args, "evidence", None):
-        from tunix_rt.device.envfiles import write_environment_files
-
-        written = write_environment_files(Path(args.evidence), report)
-    if getattr(args, "json", False):
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print(render_human(report))
-    if written:
-        # stderr, so that --json keeps stdout a single JSON object
-        print(f"evidence: wrote {', '.join(p.name for p in written)} to {args.evidence}", file=sys.stderr)
-    return 0 if report["usable"] else 1

@@ -16,20 +16,24 @@ from tunix_rt.data.evalsets import EvalSet, load_eval_set
 from tunix_rt.errors import ModelError, TunixError
 from tunix_rt.eval.score import score
 from tunix_rt.eval.scorecard import build_scorecard
+from tunix_rt.evidence import (
+    EVAL_SUMMARY_FILE,
+    FINAL_MODEL,
+    MANIFEST,
+    PREDICTIONS_FILE,
+    RENDER_FILE,
+    read_manifest,
+)
 from tunix_rt.fsutil import atomic_write_json, atomic_write_text
 from tunix_rt.train.render import CHAT, PLAIN, render_prompt
-
-RENDER_FILE = "tunix_rt_render.json"
-PREDICTIONS_FILE = "predictions.jsonl"
-SUMMARY_FILE = "eval_summary.json"
 
 
 def resolve_model_dir(model: str | Path) -> tuple[Path, Path | None]:
     """(model directory, run directory or None): a RUN_DIR means its final_model/."""
     path = Path(model).expanduser()
-    if (path / "final_model").is_dir():
-        return path / "final_model", path
-    run_dir = path.parent if (path.parent / "run_manifest.json").is_file() else None
+    if (path / FINAL_MODEL).is_dir():
+        return path / FINAL_MODEL, path
+    run_dir = path.parent if (path.parent / MANIFEST).is_file() else None
     return path, run_dir
 
 
@@ -37,10 +41,10 @@ def read_run_id(run_dir: Path | None) -> str | None:
     if run_dir is None:
         return None
     try:
-        manifest = json.loads((run_dir / "run_manifest.json").read_text(encoding="utf-8"))
+        manifest = read_manifest(run_dir)
     except (OSError, ValueError):
         return None  # a run without a readable manifest is still evaluable; its id is unknown
-    return manifest.get("run_id") if isinstance(manifest, dict) else None
+    return manifest.get("run_id") if manifest else None
 
 
 def read_render_settings(model_dir: Path) -> dict[str, Any] | None:
@@ -200,7 +204,7 @@ def evaluate(
     output.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     atomic_write_text(output / PREDICTIONS_FILE, lines)
-    atomic_write_json(output / SUMMARY_FILE, summary)
+    atomic_write_json(output / EVAL_SUMMARY_FILE, summary)
     return summary
 
 

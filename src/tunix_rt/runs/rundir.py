@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.fsutil import jsonl_lines
+from tunix_rt.evidence import (
+    CONFIG,
+    EVAL_SUMMARY,
+    LOSS_CURVE,
+    MANIFEST,
+    METRICS,
+    PREDICTIONS,
+    read_jsonl,
+    read_manifest,
+)
 
-MANIFEST = "run_manifest.json"
-METRICS = "metrics.jsonl"
-CONFIG = "config.yaml"
-EVAL_SUMMARY = "eval/eval_summary.json"
-PREDICTIONS = "eval/predictions.jsonl"
-LOSS_CURVE = "loss_curve.png"
+__all__ = ["CONFIG", "LOSS_CURVE", "MANIFEST", "METRICS", "read_jsonl"]  # the names runs/ reads by
+
 MISSING = "-"
 
 
@@ -88,37 +93,18 @@ def _read_json(path: Path, problems: list[str]) -> Any:
 def read_run(path: Path) -> RunView:
     path = Path(path)
     view = RunView(path=path)
-    manifest = _read_json(path / MANIFEST, view.problems)
-    if isinstance(manifest, dict):
-        view.manifest = manifest
-    elif manifest is not None:
-        view.problems.append(f"{MANIFEST}: not a JSON object")
-    elif not (path / MANIFEST).exists():
-        view.problems.append(f"{MANIFEST}: missing")
+    try:
+        manifest = read_manifest(path)
+    except (OSError, ValueError) as exc:
+        view.problems.append(f"{MANIFEST}: unreadable ({exc})")
+    else:
+        if manifest is not None:
+            view.manifest = manifest
+        elif not (path / MANIFEST).exists():
+            view.problems.append(f"{MANIFEST}: missing")
     summary = _read_json(path / EVAL_SUMMARY, view.problems)
     view.eval_summary = summary if isinstance(summary, dict) else None
     return view
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Objects of a JSONL file; unparsable lines (e.g. a line cut by a crash) are left out."""
-    if not path.is_file():
-        return []
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    for line in jsonl_lines(text):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of a killed run is expected, not an error
-        if isinstance(value, dict):
-            rows.append(value)
-    return rows
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

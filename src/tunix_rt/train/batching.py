@@ -26,6 +26,14 @@ def steps_per_epoch(n_examples: int, effective_batch: int) -> int:
     return math.ceil(n_examples / effective_batch)
 
 
+def plan_steps(
+    n_examples: int, effective_batch: int, max_steps: int | None, num_epochs: float
+) -> tuple[int, int]:
+    """(steps per epoch, total optimizer steps): max_steps when set, else num_epochs (a float) of epochs."""
+    per_epoch = steps_per_epoch(n_examples, effective_batch)
+    return per_epoch, max_steps or max(1, math.ceil(num_epochs * per_epoch))
+
+
 def epoch_batches(
     lengths: np.ndarray,
     effective_batch: int,

@@ -15,6 +15,8 @@ import json
 import os
 import random
 import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,106 @@ import numpy as np
 import torch
 
 from tunix_rt.errors import RunDirError
+from tunix_rt.evidence import utc_now
 from tunix_rt.fsutil import atomic_write_json
-from tunix_rt.train.distributed import all_gather, unwrap_model
+from tunix_rt.train.distributed import DistContext, all_gather, unwrap_model
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 SCALER_FILE = "grad_scaler.pt"
+
+
+def empty_window() -> dict[str, Any]:
+    """The running sums between two metrics lines."""
+    return {"tokens": 0, "examples": 0, "seconds": 0.0, "loss_sum": 0.0, "loss_tokens": 0}
+
+
+@dataclass
+class TrainState:
+    """Where a run is: all the training loop changes besides tensors, and what trainer_state.json saves.
+
+    Restoring it (with the tensors and RNGs) puts the loop back at the very same step: the data
+    order is a pure function of (seed, epoch), so (epoch, batch_in_epoch) is the data position.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    tokens_seen: int = 0
+    examples_seen: int = 0
+    loop_seconds: float = 0.0
+    window: dict[str, Any] = field(default_factory=empty_window)
+    """The metrics window in progress, so the first line logged after a resume is exact."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> TrainState:
+        return cls(**{f.name: saved[f.name] for f in fields(cls)})
+
+
+@dataclass
+class Checkpointer:
+    """Saves and restores one run's checkpoints: the objects it holds plus a TrainState.
+
+    `identity` is what a checkpoint must agree on to continue the very same run (dataset sha256,
+    number of processes, effective batch, dtype); a resume with another identity is refused.
+    """
+
+    run_dir: Path
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    identity: dict[str, Any]
+    config_sha256: str
+    keep: int | None
+    dist: DistContext
+    log: Any
+    seconds: float = 0.0
+    """Time spent writing periodic and final checkpoints (kept out of the loop's throughput)."""
+
+    def save(self, state: TrainState, reason: str) -> Path:
+        """Every rank calls this; returns the checkpoint directory once every rank is done."""
+        started = time.perf_counter()
+        record = {
+            **state.to_json(),
+            "config_sha256": self.config_sha256,
+            **self.identity,
+            "saved_at": utc_now(),
+            "reason": reason,
+        }
+        path = save_checkpoint(
+            self.run_dir,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=record,
+            keep=self.keep,
+            is_main=self.dist.is_main,
+            scaler=self.scaler,
+        )
+        self.log.info(f"checkpoint: {path.relative_to(self.run_dir)} ({reason})")
+        self.dist.barrier()
+        self.seconds += time.perf_counter() - started
+        return path
+
+    def restore(self, checkpoint: Path) -> TrainState:
+        """Optimizer, scheduler, scaler and RNGs in place; RunDirError if the run's identity changed."""
+        saved = load_training_state(
+            checkpoint, self.model, self.optimizer, self.scheduler, rank=self.dist.rank, scaler=self.scaler
+        )
+        changed = {k: (saved.get(k), v) for k, v in self.identity.items() if saved.get(k) != v}
+        if changed:
+            lines = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
+            raise RunDirError(
+                f"--resume: {checkpoint.name} was trained with other settings ({lines}); continuing would "
+                "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
+            )
+        return TrainState.from_json(saved)
 
 
 def checkpoint_name(step: int) -> str:

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tunix_rt.config import Config, load_config, resolve_config_path
 from tunix_rt.errors import ConfigError, TunixError
 from tunix_rt.fsutil import sha256_file
+from tunix_rt.train.request import LAUNCH_COMMAND_ENV, TrainRequest, user_command
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -29,7 +29,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc)
 
-    from tunix_rt.train.loop import TrainRequest, train
+    from tunix_rt.recipes.sft import train
 
     for note in notes:
         print(note, file=sys.stderr)
@@ -52,33 +52,6 @@ def train_command(args: argparse.Namespace) -> int:
             f"{summary['tokens_per_sec']} tokens/s; evidence in {args.output}/"
         )
     return 0
-
-
-LAUNCH_COMMAND_ENV = "TUNIX_RT_COMMAND"
-
-
-def user_command() -> list[str]:
-    """The command the user typed: under --nproc the torchrun children carry it in the environment."""
-    if os.environ.get(LAUNCH_COMMAND_ENV):
-        return json.loads(os.environ[LAUNCH_COMMAND_ENV])
-    return [*_launcher(os.environ), *sys.argv[1:]]
-
-
-def _launcher(env: Mapping[str, str]) -> list[str]:
-    """What starts this job again: `tunix-rt`, or the torchrun line when torchrun launched it directly.
-
-    Without the torchrun part a recorded `tunix-rt train ...` would rerun a multi-process job as one
-    process (another effective batch, so another run). torchrun sets LOCAL_WORLD_SIZE and
-    TORCHELASTIC_RUN_ID in every worker; tunix-rt's own --nproc launcher is handled by the caller.
-    """
-    if "LOCAL_WORLD_SIZE" not in env and "TORCHELASTIC_RUN_ID" not in env:
-        return ["tunix-rt"]  # `tunix-rt ...` and `python -m tunix_rt ...` are the same
-    per_node = int(env.get("LOCAL_WORLD_SIZE") or env.get("WORLD_SIZE") or 1)
-    nodes = max(1, int(env.get("WORLD_SIZE") or per_node) // per_node)
-    # One node: --standalone reruns it as is. Several: the rendezvous options belong to the cluster
-    # (they are not in a worker's environment), so only the shape of the job is recorded.
-    where = ["--standalone"] if nodes == 1 else ["--nnodes", str(nodes)]
-    return ["torchrun", *where, "--nproc-per-node", str(per_node), "-m", "tunix_rt"]
 
 
 def launch_torchrun(nproc: int) -> int:
@@ -119,6 +92,7 @@ def dry_run(
     """
     from tunix_rt.data.loader import load_traces
     from tunix_rt.data.resolver import resolve_dataset
+    from tunix_rt.train.batching import plan_steps
 
     tcfg = config.training
     print(f"config: {config_path} (valid)")
@@ -149,8 +123,7 @@ def dry_run(
         n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
     processes = nproc or int(os.environ.get("WORLD_SIZE", 1))
     effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * processes
-    per_epoch = -(-n_examples // effective)
-    total = tcfg.max_steps or max(1, int(-(-tcfg.num_epochs * per_epoch // 1)))
+    per_epoch, total = plan_steps(n_examples, effective, tcfg.max_steps, tcfg.num_epochs)
     if n_tokens is None:
         print(
             f"examples: {n_examples}; tokens and examples over max_seq_length unknown (tokenizer unavailable)"

@@ -31,12 +31,13 @@ class FlopCounter:
 
     @classmethod
     def for_model(
-        cls, model: Any, n_params: int, choice: Any, dtype_name: str, world_size: int = 1
+        cls, model: Any, n_params: int, peak_gflops: float | None, world_size: int = 1
     ) -> FlopCounter:
+        """`peak_gflops` is one device's, from `device_peak_gflops` (measured once per run)."""
         config = unwrap_model(model).config
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
-        return cls(n_params, int(layers), int(hidden), _peak_gflops(choice, dtype_name), world_size)
+        return cls(n_params, int(layers), int(hidden), peak_gflops, world_size)
 
     def flops(self, tokens: int, examples: int) -> float:
         mean_len = tokens / max(examples, 1)
@@ -57,18 +58,20 @@ class FlopCounter:
         return round(self.flops(self._tokens, self._examples) / self._seconds / total_peak, 4)
 
 
+def device_peak_gflops(choice: Any, dtype_name: str) -> float | None:
+    """One device's matmul peak in the training dtype: measured on CPU (about a second), the
+    kernel probe's figure on a GPU. A recipe calls this once and hands the number to whoever needs it."""
+    if choice.type == "cpu":
+        return _cpu_peak(dtype_name)
+    probe = choice.probe or {}
+    return probe.get("gflops")
+
+
 @functools.lru_cache(maxsize=8)
 def _cpu_peak(dtype_name: str) -> float:
+    """Cached per process: runs made one after another in one process (tests, sweeps) share it."""
     import torch
 
     from tunix_rt.device.preflight import measure_cpu_matmul_peak
 
     return measure_cpu_matmul_peak(getattr(torch, dtype_name))
-
-
-def _peak_gflops(choice: Any, dtype_name: str) -> float | None:
-    """Measured once per process and dtype (about a second on CPU)."""
-    if choice.type == "cpu":
-        return _cpu_peak(dtype_name)
-    probe = choice.probe or {}
-    return probe.get("gflops")
