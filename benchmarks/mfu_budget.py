@@ -6,7 +6,7 @@ and measures, on this machine, what the step spends and what it cannot avoid:
 1. the budget: the step's model FLOPs (the same formula as tunix_rt.train.flops) over target x the
    measured bf16 matmul peak, in ms;
 2. the measured step: tunix-rt's step (packed micro-batch, bf16 autocast, eager attention, fused
-   activation, fused AdamW, grad clipping; the same calls as train/loop.py) on the benchmark fixture,
+   activation, fused AdamW, grad clipping; the same calls as recipes/sft.py) on the benchmark fixture,
    ms per step and MFU, and a profile of it grouped by kind of work (matmuls, autocast casts,
    activation, normalisation, softmax and cross-entropy, optimizer, the rest);
 3. the floor: the parts no implementation can skip, each timed alone at the step's own shapes:
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(), reduction="sum"
         )
 
-    def step(indices: Any) -> None:  # what train/loop.py does for one optimizer step, without logging
+    def step(indices: Any) -> None:  # what recipes/sft.py does for one optimizer step, without logging
         batch = collate(data, indices, pad_id, packed=True)
         loss = forward_loss(batch) / int(data.completion_lengths[indices].sum())
         loss.backward()
