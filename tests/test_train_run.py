@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -98,6 +99,33 @@ def test_resume_may_extend_max_steps_but_refuses_other_changes(dataset, tmp_path
     summary = run(scratch_config(max_steps=8), dataset, tmp_path / "r", resume=True)
     assert summary["global_step"] == 8
     assert [m["step"] for m in read_metrics(tmp_path / "r")] == list(range(1, 9))
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_a_resume_that_extends_the_run_continues_the_learning_rate(schedule, dataset, tmp_path, monkeypatch) -> None:
+    """Killed at step 4 of 8 and resumed to 12: the LR goes on from its value at step 4 (no jump)
+    and decays over the remaining 8 steps to the new end; constant stays constant."""
+    peak = 3e-3
+    first = scratch_config(max_steps=8, save_every_steps=4, warmup_steps=1, lr_scheduler=schedule)
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_after_checkpoint(patch, step=4)
+        run(first, dataset, tmp_path / "r")
+    run({**first, "training": {**first["training"], "max_steps": 12}}, dataset, tmp_path / "r", resume=True)
+    lr = {m["step"]: m["lr"] for m in read_metrics(tmp_path / "r") if "lr" in m}
+    assert sorted(lr) == list(range(1, 13))
+    at_resume = {"linear": peak * 4 / 7, "cosine": peak * 0.5 * (1 + math.cos(math.pi * 3 / 7)), "constant": peak}
+    assert lr[4] == pytest.approx(at_resume[schedule], rel=1e-6)  # written before the kill
+    for step in range(5, 13):
+        progress = (step - 4) / 8
+        shape = {"linear": 1 - progress, "cosine": 0.5 * (1 + math.cos(math.pi * progress)), "constant": 1.0}
+        assert lr[step] == pytest.approx(lr[4] * shape[schedule], rel=1e-6, abs=1e-12), step
+    # Continuous: the first resumed step moves the LR by no more than one step of the new decay.
+    assert abs(lr[5] - lr[4]) <= lr[4] / 8 + 1e-12
+    manifest = json.loads((tmp_path / "r/run_manifest.json").read_text())
+    change = manifest["config_changes_on_resume"][-1]
+    assert change["at_step"] == 4 and change["changed"]["training.max_steps"] == [8, 12]
+    assert change["lr_schedule"]["total_steps"] == [8, 12]
+    assert change["lr_schedule"]["lr_at_step"] == pytest.approx(lr[4], rel=1e-6)
 
 
 def test_an_existing_run_is_never_overwritten_without_overwrite(dataset, tmp_path) -> None:

@@ -32,7 +32,7 @@ from tunix_rt.train.model import (
     train_scratch_tokenizer,
     use_fused_activations,
 )
-from tunix_rt.train.optim import build_optimizer, build_scheduler
+from tunix_rt.train.optim import build_optimizer, build_scheduler, continue_schedule
 from tunix_rt.train.packing import packing_problem
 from tunix_rt.train.render import template_kind
 from tunix_rt.train.request import TrainRequest
@@ -132,7 +132,10 @@ def _sft(
     state = TrainState()
     if rec.resume_from is not None:
         state = checkpoints.restore(rec.resume_from)
-        rec.accept_resumed_config(at_step=state.step)
+        # A new total (max_steps / num_epochs changed): the LR continues from its value at this
+        # step and decays to the new end; the same total leaves the restored schedule exact.
+        lr_schedule = continue_schedule(scheduler, total_steps, state.step)
+        rec.accept_resumed_config(at_step=state.step, lr_schedule=lr_schedule)
         if state.step >= total_steps:
             log.info(
                 f"{rec.resume_from.name} is already at step {state.step} >= {total_steps}; nothing left to train"

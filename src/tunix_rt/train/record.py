@@ -45,9 +45,11 @@ class RunRecord:
     config_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     """Safe config changes of this resume, recorded once the checkpoint accepted the run."""
 
-    def accept_resumed_config(self, at_step: int) -> None:
+    def accept_resumed_config(self, at_step: int, lr_schedule: dict[str, Any] | None = None) -> None:
+        """Record the resume's accepted config changes (and how the LR schedule continues, when the
+        total changed) now that the checkpoint has accepted the run."""
         if self.run and self.resume_from is not None:
-            accept_config(self.run, self.req, self.config_changes, at_step=at_step)
+            accept_config(self.run, self.req, self.config_changes, at_step=at_step, lr_schedule=lr_schedule)
 
     def update_manifest(self, **fields: Any) -> None:
         if self.run:
@@ -167,7 +169,11 @@ def check_resume_config(run_dir: Path, cfg: Config) -> dict[str, tuple[Any, Any]
 
 
 def accept_config(
-    run: RunDirectory, req: TrainRequest, changed: dict[str, tuple[Any, Any]], at_step: int
+    run: RunDirectory,
+    req: TrainRequest,
+    changed: dict[str, tuple[Any, Any]],
+    at_step: int,
+    lr_schedule: dict[str, Any] | None = None,
 ) -> None:
     """Make req.config the run's config: config.yaml, the manifest's `config`, and on resume each
     accepted change, logged and appended to `config_changes_on_resume` (earlier resumes kept), which
@@ -186,8 +192,18 @@ def accept_config(
     }
     for key, (old, new) in changed.items():
         run.log.info(f"resume: config {key} changed {old!r} -> {new!r} (safe to change on resume)")
+    if lr_schedule:
+        run.log.info(
+            f"resume: the learning rate continues from {lr_schedule['lr_at_step']:.3g} at step {at_step} and "
+            f"decays to the new end, step {lr_schedule['total_steps'][1]} (warmup is not repeated)"
+        )
     if changed:
-        entry = {"at_step": at_step, "changed": {key: [old, new] for key, (old, new) in changed.items()}}
+        entry: dict[str, Any] = {
+            "at_step": at_step,
+            "changed": {key: [old, new] for key, (old, new) in changed.items()},
+        }
+        if lr_schedule:
+            entry["lr_schedule"] = {"continued": True, **lr_schedule}
         fields["config_changes_on_resume"] = [*run.manifest.get("config_changes_on_resume", []), entry]
     run.update_manifest(**fields)
 
