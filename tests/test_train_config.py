@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from helpers_train import REFERENCE
-from tunix_rt.config import diff_configs, load_config
+from helpers_train import REFERENCE, write_traces
+from tunix_rt.config import ALIASES, diff_configs, load_config, valid_keys
 from tunix_rt.errors import ConfigError
 
 BASE = {"model": {"model_id": "gpt2"}}
@@ -91,3 +92,127 @@ def test_diff_configs_lists_changed_dotted_keys() -> None:
 def test_every_reference_config_loads(name: str) -> None:
     config, _ = load_config(REFERENCE / "configs" / name)
     assert config.model.model_id
+
+
+# --- --set against aliases (issue 13 §3) ------------------------------------------------------
+
+REFERENCE_CONFIGS = sorted((REFERENCE / "configs").glob("*.yaml")) if (REFERENCE / "configs").is_dir() else []
+# A valid value for each canonical key an alias spells, different from every reference file's.
+OVERRIDE_VALUES = {
+    "model.model_id": "distilgpt2-override",
+    "training.max_seq_length": 96,
+    "training.batch_size": 3,
+    "training.max_steps": 20,
+    "training.save_every_steps": 7,
+}
+
+
+def _spellings_in(path) -> list[tuple[str, str]]:
+    """(alias, canonical) for every alias-table setting the file sets, under either spelling."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    found = []
+    for (section, alias), (target_section, target_key) in ALIASES.items():
+        if alias in (raw.get(section) or {}) or target_key in (raw.get(target_section) or {}):
+            found.append((f"{section}.{alias}", f"{target_section}.{target_key}"))
+    return found
+
+
+ALIAS_CASES = [
+    (path, alias, canonical) for path in REFERENCE_CONFIGS for alias, canonical in _spellings_in(path)
+]
+
+
+def _value(config, dotted: str):
+    section, key = dotted.split(".")
+    return getattr(getattr(config, section), key)
+
+
+@pytest.mark.skipif(not REFERENCE_CONFIGS, reason="shared/reference not beside the checkout")
+def test_the_reference_configs_use_every_alias() -> None:
+    used = {
+        alias
+        for path in REFERENCE_CONFIGS
+        for alias, _ in _spellings_in(path)
+        if alias.split(".")[1] in (yaml.safe_load(path.read_text()).get(alias.split(".")[0]) or {})
+    }
+    assert used == {f"{s}.{k}" for s, k in ALIASES}
+    assert set(OVERRIDE_VALUES) == {f"{s}.{k}" for s, k in ALIASES.values()}
+
+
+@pytest.mark.skipif(not ALIAS_CASES, reason="shared/reference not beside the checkout")
+@pytest.mark.parametrize(
+    ("path", "alias", "canonical"), ALIAS_CASES, ids=[f"{p.stem}:{a}" for p, a, _ in ALIAS_CASES]
+)
+@pytest.mark.parametrize("use_alias", [False, True], ids=["set-canonical", "set-alias"])
+def test_set_wins_over_the_file_whatever_either_spelling(path, alias, canonical, use_alias) -> None:
+    value = OVERRIDE_VALUES[canonical]
+    config, _ = load_config(path, [f"{alias if use_alias else canonical}={value}"])
+    assert _value(config, canonical) == value
+    # Nothing else moved: the same file without the override differs in this one key only.
+    plain, _ = load_config(path)
+    assert set(diff_configs(plain.to_dict(), config.to_dict())) == {canonical}
+
+
+def test_the_issue_command_overrides_num_steps(tmp_path, capsys, monkeypatch) -> None:
+    if not (REFERENCE / "configs" / "submission_gemma2_2b.yaml").is_file():
+        pytest.skip("shared/reference not beside the checkout")
+    from tunix_rt.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(
+        [
+            "train",
+            "--config",
+            str(REFERENCE / "configs" / "submission_gemma2_2b.yaml"),
+            "--set",
+            "training.max_steps=20",
+            "--dataset",
+            str(write_traces(tmp_path / "d.jsonl", n=8)),
+            "--output",
+            str(tmp_path / "run"),
+            "--dry-run",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "steps: 20 " in captured.out
+
+
+def test_two_spellings_in_one_file_conflict_naming_both_and_the_file(tmp_path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("model:\n  name: gpt2\n  max_length: 128\ntraining:\n  max_seq_length: 256\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and "model.max_length = 128" in message
+    assert "training.max_seq_length = 256" in message
+    # The file stays ambiguous whatever --set says about the setting.
+    with pytest.raises(ConfigError, match="conflicts"):
+        load_config(path, ["training.max_seq_length=64"])
+    # Two spellings given by one --set mapping conflict the same way, naming the --set.
+    with pytest.raises(
+        ConfigError, match=r"--set .*training\.num_steps = 3 conflicts with training\.max_steps = 4"
+    ):
+        load_config(BASE, ["training={max_steps: 4, num_steps: 3}"])
+
+
+def test_later_override_wins_and_bad_override_values_name_the_set() -> None:
+    config, _ = load_config(BASE, ["training.num_steps=5", "training.max_steps=9"])
+    assert config.training.max_steps == 9
+    with pytest.raises(
+        ConfigError, match=r"^--set 'training\.per_device_batch_size=abc': training\.per_device_batch_size"
+    ):
+        load_config(BASE, ["training.per_device_batch_size=abc"])
+
+
+def test_pydantic_reads_the_aliases_declared_on_the_fields() -> None:
+    from tunix_rt.config import ModelConfig, TrainingConfig
+
+    assert TrainingConfig.model_validate({"num_steps": 3, "per_device_batch_size": 2}).max_steps == 3
+    assert ModelConfig.model_validate({"name": "gpt2"}).model_id == "gpt2"
+    assert TrainingConfig(max_steps=4).max_steps == 4  # code keeps using the field names
+    assert ALIASES[("model", "max_length")] == ("training", "max_seq_length")
+    assert {k for k in valid_keys() if k.startswith("training.")} >= {
+        "training.num_steps",
+        "training.save_steps",
+    }

@@ -2,11 +2,15 @@
 
 A YAML file goes through three steps, each with one job:
 
-1. `_apply_overrides`: `--set training.max_steps=20` edits the raw mapping (values parsed as YAML).
-2. `_normalise`: aliases become canonical keys (`model.name` -> `model.model_id`, `num_steps` ->
-   `max_steps`, ...); keys that no longer mean anything (`model.padding: max_length`) are dropped
-   with a one-line note saying why; unknown keys are refused naming the closest valid key.
-3. pydantic validates types and ranges (`extra="forbid"` everywhere, so nothing slips through).
+1. `_normalise` reads the file: every key is filed under the setting it means, whatever its
+   spelling (the original's aliases such as `num_steps` for `max_steps`); two spellings of one
+   setting with different values are refused naming both; keys that no longer mean anything
+   (`model.padding: max_length`) are dropped with a one-line note saying why; unknown keys are
+   refused naming the closest valid key.
+2. Each `--set KEY=VALUE` (value parsed as YAML) goes through the same step and then replaces that
+   setting, whichever spelling the file or the override uses: an override always wins.
+3. pydantic validates types and ranges (`extra="forbid"` everywhere, so nothing slips through) and
+   reads the aliases, which are declared on the fields themselves (`validation_alias`).
 
 Nothing here imports torch: `--dry-run` and the CLI stay fast.
 """
@@ -16,11 +20,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunix_rt.errors import ConfigError
 
@@ -30,11 +35,14 @@ Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Aliases are AliasChoices on the fields (canonical name first); code sets fields by name.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, validate_by_name=True, validate_by_alias=True
+    )
 
 
 class ModelConfig(_Section):
-    model_id: str | None = None
+    model_id: str | None = Field(None, validation_alias=AliasChoices("model_id", "name"))
     """Hub id (gpt2, google/gemma-2-2b, ...) or a local directory; ignored for init: scratch."""
     revision: str | None = None
     init: Literal["pretrained", "scratch"] = "pretrained"
@@ -66,11 +74,11 @@ class ModelConfig(_Section):
 class TrainingConfig(_Section):
     device: str = "auto"
     dtype: Dtype = "auto"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, validation_alias=AliasChoices("batch_size", "per_device_batch_size"))
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_seq_length: int = Field(512, ge=8)
     num_epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(None, ge=1, validation_alias=AliasChoices("max_steps", "num_steps"))
     """Wins over num_epochs when set."""
     learning_rate: float = Field(2e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -79,7 +87,9 @@ class TrainingConfig(_Section):
     optimizer: Literal["adamw", "adafactor"] = "adamw"
     max_grad_norm: float | None = Field(1.0, gt=0)
     logging_steps: int = Field(10, ge=1)
-    save_every_steps: int | None = Field(None, ge=1)
+    save_every_steps: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("save_every_steps", "save_steps")
+    )
     """None: one checkpoint at the end (plus one on Ctrl-C)."""
     save_total_limit: int | None = Field(2, ge=1)
     seed: int = 42
@@ -142,18 +152,17 @@ class Config(_Section):
 
 # --- aliases and retired keys ----------------------------------------------------------------
 
-# (section, alias) -> (section, canonical key)
-ALIASES: dict[tuple[str, str], tuple[str, str]] = {
-    ("model", "name"): ("model", "model_id"),
+# The original's max_length sat in the model section; a pydantic alias lives inside one section, so
+# this alias, which moves a key to another section, is applied by `_place`.
+MOVED_KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("model", "max_length"): ("training", "max_seq_length"),
-    ("training", "per_device_batch_size"): ("training", "batch_size"),
-    ("training", "num_steps"): ("training", "max_steps"),
-    ("training", "save_steps"): ("training", "save_every_steps"),
 }
 
 # Keys accepted for compatibility that no longer mean anything, and why.
 RETIRED: dict[tuple[str, str], str] = {
-    ("model", "padding"): "ignored: batches are packed (or padded to their longest example), never padded to max_length",
+    ("model", "padding"): (
+        "ignored: batches are packed (or padded to their longest example), never padded to max_length"
+    ),
     ("model", "truncation"): (
         "ignored: examples longer than max_seq_length are counted and left out, never cut mid-answer"
     ),
@@ -174,6 +183,25 @@ SECTIONS: dict[str, type[_Section]] = {
     "output": OutputConfig,
 }
 TOP_LEVEL_SCALARS = ("system_instruction",)
+
+
+def _field_aliases(section: str, cls: type[_Section]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, alias) -> (section, field), read from the fields' own `validation_alias`."""
+    table: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        for choice in choices:
+            if isinstance(choice, str) and choice != name:
+                table[(section, choice)] = (section, name)
+    return table
+
+
+# (section, alias) -> (section, canonical key): every alias the config accepts.
+ALIASES: dict[tuple[str, str], tuple[str, str]] = {
+    **{alias: key for name, cls in SECTIONS.items() for alias, key in _field_aliases(name, cls).items()},
+    **MOVED_KEYS,
+}
 
 # Changing these between a checkpoint and --resume cannot change the steps already taken.
 RESUME_SAFE_KEYS = frozenset(
@@ -208,8 +236,21 @@ def _unknown_key_error(key: str, where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'{hint}")
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """One setting as read: its spelling and source (for messages), the key pydantic is given, its value."""
+
+    spelling: str  # dotted, as written: training.num_steps
+    key: str  # the written key for a same-section alias (pydantic reads it), else the canonical one
+    value: Any
+    where: str  # the file, or the --set that gave it
+
+
 def _normalise(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
-    """Canonical nested dict + notes for everything that was renamed or ignored."""
+    """Settings filed by canonical section and key, plus notes for what was renamed or ignored.
+
+    Each section maps canonical key -> _Setting; top-level scalars and `provenance` map to values.
+    """
     notes: list[str] = []
     out: dict[str, Any] = {name: {} for name in SECTIONS}
     provenance: dict[str, Any] = {}
@@ -243,16 +284,15 @@ def _place(out: dict[str, Any], section: str, key: str, value: Any, where: str, 
         raise _unknown_key_error(f"{section}.{key}", where)
     if (section, key) in ALIASES:
         notes.append(f"note: {section}.{key} is read as {target_section}.{target_key}")
-    existing = out[target_section].get(target_key, _MISSING)
-    if existing is not _MISSING and existing != value:
+    existing = out[target_section].get(target_key)
+    if existing is not None and existing.value != value:
         raise ConfigError(
-            f"{where}: {section}.{key} = {value!r} conflicts with {target_section}.{target_key} = "
-            f"{existing!r} (they are the same setting; keep one)"
+            f"{where}: {section}.{key} = {value!r} conflicts with {existing.spelling} = {existing.value!r} "
+            f"(both spell {target_section}.{target_key}; keep one)"
         )
-    out[target_section][target_key] = value
-
-
-_MISSING = object()
+    if existing is None:  # equal values under two spellings (the original's smoke_tiny.yaml): one is kept
+        given = target_key if (section, key) in MOVED_KEYS else key
+        out[target_section][target_key] = _Setting(f"{section}.{key}", given, value, where)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -270,16 +310,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, parsed
 
 
-def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
-    for text in overrides:
-        parts, value = parse_override(text)
-        if len(parts) == 1:
-            raw[parts[0]] = value
-            continue
-        section = raw.setdefault(parts[0], {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"--set {text!r}: '{parts[0]}' is not a section")
-        section[parts[1]] = value
+def _apply_override(settings: dict[str, Any], text: str) -> list[str]:
+    """One `--set` replaces the setting it names, whichever spelling the file or the override uses."""
+    parts, value = parse_override(text)
+    if len(parts) == 2 and parts[0] in TOP_LEVEL_SCALARS:
+        raise ConfigError(f"--set {text!r}: '{parts[0]}' is not a section")
+    tree = {parts[0]: value} if len(parts) == 1 else {parts[0]: {parts[1]: value}}
+    given, notes = _normalise(tree, f"--set {text!r}")
+    for top, item in given.items():
+        if top in SECTIONS:
+            settings[top].update(item)
+        elif top == "provenance":  # --set m34_provenance.trial_id=7 edits one entry of that section
+            old = settings.setdefault("provenance", {})
+            old.update({k: {**old[k], **v} if _both_dicts(old.get(k), v) else v for k, v in item.items()})
+        else:
+            settings[top] = item
+    return notes
+
+
+def _both_dicts(a: Any, b: Any) -> bool:
+    return isinstance(a, dict) and isinstance(b, dict)
+
+
+def _validation_input(settings: dict[str, Any]) -> dict[str, Any]:
+    """The mapping pydantic validates: each section's settings under the key pydantic is to read."""
+    return {
+        top: {s.key: s.value for s in item.values()} if top in SECTIONS else item
+        for top, item in settings.items()
+    }
 
 
 def resolve_config_path(spec: str | Path) -> Path:
@@ -311,21 +369,25 @@ def load_config(
             raise ConfigError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of sections")
-    _apply_overrides(raw, list(overrides or []))
-    canonical, notes = _normalise(raw, where)
+    settings, notes = _normalise(raw, where)
+    for text in overrides or []:
+        notes += _apply_override(settings, text)
     try:
-        config = Config.model_validate(canonical)
+        config = Config.model_validate(_validation_input(settings))
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, where)) from None
+        raise ConfigError(_format_validation_error(exc, where, settings)) from None
     return config, notes
 
 
-def _format_validation_error(exc: ValidationError, where: str) -> str:
+def _format_validation_error(exc: ValidationError, where: str, settings: dict[str, Any]) -> str:
+    # A bad value given by --set is reported as coming from that --set, not from the file.
+    sources = {(top, s.key): s.where for top in SECTIONS for s in settings.get(top, {}).values()}
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        lines.append(f"{where}: {loc}: {err['msg']}{value}")
+        source = sources.get(tuple(str(p) for p in err["loc"][:2]), where)
+        lines.append(f"{source}: {loc}: {err['msg']}{value}")
     return "\n".join(lines)
 
 

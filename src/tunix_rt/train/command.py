@@ -13,6 +13,7 @@ from typing import Any
 from tunix_rt.config import Config, load_config, resolve_config_path
 from tunix_rt.errors import ConfigError, TunixError
 from tunix_rt.fsutil import sha256_file
+from tunix_rt.train.plan_checks import check_plan
 from tunix_rt.train.request import LAUNCH_COMMAND_ENV, TrainRequest, user_command
 
 
@@ -89,6 +90,8 @@ def dry_run(
 
     Environment blockers (no usable GPU, a hub model that is not cached offline) are listed under
     'blockers' rather than raised, so a config can be checked on a machine other than its target.
+    Plan blockers (train/plan_checks.py: settings that cannot work together) are listed too and
+    exit 2: they would fail on any machine.
     """
     from tunix_rt.data.loader import load_traces
     from tunix_rt.data.resolver import resolve_dataset
@@ -122,6 +125,8 @@ def dry_run(
         )
         n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
     processes = nproc or int(os.environ.get("WORLD_SIZE", 1))
+    plan_blockers = check_plan(config, world_size=processes, tokenizer=tokenizer)
+    blockers += plan_blockers
     effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * processes
     per_epoch, total = plan_steps(n_examples, effective, tcfg.max_steps, tcfg.num_epochs)
     if n_tokens is None:
@@ -146,7 +151,7 @@ def dry_run(
             print(f"  blocker: {blocker}")
     else:
         print("ready to train here: yes")
-    return 0
+    return ConfigError.exit_code if plan_blockers else 0
 
 
 def _plan_device(requested: str, dtype: str, attn: str, blockers: list[str]) -> str:
