@@ -10,7 +10,7 @@ from tunix_rt.eval.score import extract_answer, match, normalize, score, words_t
 
 EXTRACT = [
     ("1. Add 2 and 2.\nAnswer: 4", "4"),
-    ("Answer: 3\nAnswer: 5", "5"),  # the last Answer: wins
+    ("Answer: 3\nAnswer: 5", "3"),  # the first Answer: line is the answer; later ones are not
     ("answer: paris", "paris"),
     ("Answer:   42  \n\nQuestion: next one", "42"),  # only the answer line, not the ramble below
     ("Final Answer: 7", "7"),
@@ -35,12 +35,12 @@ MATCHES = [
     ("$31.5", "31.5", "normalized_text"),
     ("1,000", "1000", "normalized_text"),
     ("$1,234.50", "1234.5", "numeric"),
-    ("12.0", "12", "numeric"),
-    ("12.00", "12", "numeric"),
-    ("0.5", "1/2", "numeric"),
-    ("1/2", "0.5", "numeric"),
-    ("007", "7", "numeric"),
-    ("-3", "-3.0", "numeric"),
+    ("12.0", "12", "math_verify"),
+    ("12.00", "12", "math_verify"),
+    ("0.5", "1/2", "math_verify"),
+    ("1/2", "0.5", "math_verify"),
+    ("007", "7", "math_verify"),
+    ("-3", "-3.0", "math_verify"),
     ("31.50", "$31.5", "numeric"),
     ("120 km", "120", "numeric_with_units"),
     ("180 degrees", "180", "numeric_with_units"),
