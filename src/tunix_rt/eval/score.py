@@ -1,4 +1,4 @@
-"""Answer extraction and matching: one recorded rule per decision.
+r"""Answer extraction and matching: one recorded rule per decision.
 
 The original judge compared raw generations to the expected answer character for character, so
 every checkpoint scored 0. Here the model's answer is read from its first ``Answer:`` line and is
@@ -20,52 +20,53 @@ Case
     ``USA``) is about case: every comparison below then keeps case, so ``reasoning`` is wrong.
     Otherwise case is ignored (``paris`` = ``Paris``, ``new york`` = ``New York``).
 
-Normalisation (``normalize``), used by every rule after ``math_verify``
+Normalisation (``normalize``), used by every rule after ``exact`` except ``math_verify``
     lower case (unless the expected answer is about case); whitespace collapsed; wrapping quotes,
     backticks, ``*`` (markdown bold) and brackets stripped; trailing punctuation ``. , ; : ! ?``
     stripped; currency symbols ``$ € £ ¥`` removed; thousands separators removed (``1,000`` ->
     ``1000``, only a comma between a digit and exactly three digits, so ``1, 2, 3`` is untouched).
 
-Units
-    When both sides hold exactly one number and both name a unit after it (or a currency symbol),
+Units (checked before rules 2-6)
+    When both sides hold exactly one number and both name a unit after it (or a currency sign),
     the units must be the same (spelling variants and plurals are one unit: ``km`` = ``kilometres``,
-    ``day`` = ``days``, ``$`` = ``dollars``) or no rule below credits the pair: ``7 weeks`` is not
-    ``7 days``, ``120 miles`` is not ``120 km``, ``$12`` is not ``€12``. Units are never converted.
-    A bare number is credited for a number with a unit (``120`` = ``120 km``, both ways).
+    ``day`` = ``days``, ``$`` = ``dollars``, ``km/h`` = ``kilometres per hour``) or no rule credits
+    the pair: ``7 weeks`` is not ``7 days``, ``120 miles`` is not ``120 km``, ``$12`` is not ``€12``.
+    Units are never converted (``1 week`` is not ``7 days``). A bare number is credited for a
+    number with a unit (``120`` = ``120 km``, both ways); words before the number are not a unit.
 
 Rules, in order
     1. ``exact``              answer == expected after stripping surrounding whitespace.
-    2. ``math_verify``        both sides are plain mathematics in a small safe grammar (numbers,
-                              ``a/b``, ``\\frac{a}{b}``, ``\\sqrt{n}``, ``\\pi``, ``\\boxed{}``, a
-                              leading sign, comma lists) wrapped in the same kind of bracket (none,
-                              ``()``, ``[]`` or ``{}``): math-verify decides, and its verdict is final
-                              either way. ``12.0`` = ``12``, ``1/2`` = ``0.5`` = ``\\frac{1}{2}``,
-                              ``2\\sqrt{2}`` = ``\\sqrt{8}``, ``3, 1, 2`` = ``1, 2, 3`` and
-                              ``{3, 2}`` = ``{2, 3}`` (sets), but ``(3, 2)`` != ``(2, 3)`` (tuples are
-                              ordered), ``0.33`` != ``1/3`` (decimals agree to 10 places or not at
-                              all), ``100,200`` != ``100, 200``. Operators (``5-3``, ``2^3``) and
-                              percentages are outside the grammar, so an unevaluated expression is
-                              never credited by math-verify and nothing it is given can hang.
-    3. ``normalized_text``    normalize(answer) == normalize(expected).
+    2. ``normalized_text``    normalize(answer) == normalize(expected).
+    3. ``math_verify``        both sides are one plain mathematical value in a small safe grammar
+                              (a leading sign, then ``a/b`` or up to three factors among numbers,
+                              ``\pi``, ``\sqrt{n}`` and ``\frac{..}{..}`` of those, optionally in
+                              ``\boxed{}`` or ``$..$``; no operators, commas or spaces): math-verify
+                              decides, and its verdict is final either way. ``12.0`` = ``12``,
+                              ``1/2`` = ``0.5`` = ``\frac{1}{2}``, ``2\sqrt{2}`` = ``\sqrt{8}``, but
+                              ``0.33`` != ``1/3`` and ``0.333333`` != ``1/3`` (decimals agree to 10
+                              places or not at all). Expressions (``5-3``, ``2^3``), percentages and
+                              lists are outside the grammar: an unevaluated expression is never
+                              credited, and nothing math-verify is given can make sympy run long,
+                              so its signal-based timeouts (main thread only) stay off.
     4. ``numeric``            both are whole numbers after normalisation and equal as exact
-                              fractions (what reaches here holds a currency sign: ``$1,234.50`` =
-                              ``1234.5``).
+                              fractions (what reaches here is outside rule 3's grammar, e.g. has a
+                              currency sign or 16+ digits: ``$1,234.50`` = ``1234.5``).
     5. ``numeric_with_units`` each side holds exactly one number (after taking the right-hand side
                               of its last ``=``), with any words or units around it, the numbers are
-                              equal and the units agree (see Units): ``120 km`` = ``120``,
-                              ``180 degrees`` = ``180``, ``x = 7`` = ``7``. Two numbers on one side
-                              never match (``6 or 7``); an expected answer holding ``or`` is left to
-                              rule 8.
-    6. ``number_words``       rules 3-5 again after number words become digits on both sides:
+                              equal and the units agree: ``120 km`` = ``120``, ``180 degrees`` =
+                              ``180``, ``x = 7`` = ``7``. Two numbers on one side never match
+                              (``6 or 7``); lists (``,`` / ``;``) and an expected answer holding
+                              ``or`` are left to rules 7 and 8.
+    6. ``number_words``       rules 2-5 again after number words become digits on both sides:
                               ``ten`` = ``10``, ``twenty-one`` = ``21``, ``one hundred and five`` =
                               ``105``.
     7. ``ordered_list``       the expected answer is a bracketed tuple, ``(a, b)`` or ``[a, b]``:
                               the answer holds the same items in the same order, each compared by
-                              rules 3-6. ``(b, a)`` != ``(a, b)``.
-       ``unordered_list``     otherwise, the expected answer is a list (``,`` or ``;`` separated,
-                              last item may follow ``and``, optionally in ``{}``) of two or more
-                              items and the answer holds the same items in any order, each compared
-                              by rules 3-6: ``c, b, a`` = ``a, b, c``.
+                              rules 2-6: ``(2,3)`` = ``(2, 3)``, ``(3, 2)`` != ``(2, 3)``.
+       ``unordered_list``     any other list (``,`` or ``;`` separated, last item may follow
+                              ``and``, ``{}`` for a set) of two or more items: the answer holds the
+                              same items, as many times each, in any order, each compared by rules
+                              2-6: ``c, b, a`` = ``a, b, c``, ``{3, 2}`` = ``{2, 3}``.
     8. ``alternative``        the expected answer reads ``A or B``: the answer matches any one
                               alternative by rules 1-7. (Only the expected side splits: an answer
                               that hedges, ``6 or 7``, is not credited.)
@@ -83,6 +84,7 @@ from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 NO_ANSWER = "no_answer_line"
@@ -100,6 +102,7 @@ _NUMBER = r"(?<![\w.])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:/\d+(?:\.\d+)?)?(?!\d)"
 _NUMBER_RE = re.compile(_NUMBER)
 _WHOLE_NUMBER_RE = re.compile(rf"^{_NUMBER}$")
 _OR_RE = re.compile(r"\s+or\s+", re.IGNORECASE)
+_LIST_SEP_RE = re.compile(r"[,;]")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def extract_answer(text: str) -> str | None:
 
 def about_case(expected: str) -> bool:
     """Whether expected has a capital that does not start a word ('REASONING', 'iPhone', 'USA')."""
-    return any(ch.isupper() and prev.isalpha() for prev, ch in zip(expected, expected[1:], strict=False))
+    return any(ch.isupper() and prev.isalpha() for prev, ch in pairwise(expected))
 
 
 def normalize(text: str, fold: bool = True) -> str:
@@ -212,12 +215,17 @@ def units_conflict(answer: str, expected: str, fold: bool = True) -> bool:
 
 
 # --- math-verify -----------------------------------------------------------------------------
-# The grammar math-verify is given: numbers (at most 15 digits a part), a/b, \frac, \sqrt, \pi,
-# \boxed and a leading sign, no operators and no commas. No input in it can make sympy work for
+# The grammar math-verify is given: a leading sign, then a/b or up to three factors among numbers
+# (at most 15 digits a part), \pi, \sqrt{number} and \frac{..}{..} of those, optionally in \boxed{};
+# no operators, no commas, no spaces. No input in it can make sympy work for
 # long (a tower like 9^9^9 cannot be written), which is why its signal-based timeouts can stay
 # off: they fail outside the main thread, and the dashboard scores in worker threads.
-_MATH_TOKEN = r"\d{1,15}(?:\.\d{1,15})?|\.\d{1,15}|\\[dt]?frac|\\sqrt|\\pi|\\boxed|[{}\s]|(?<=\d)/(?=\d)"
-_MATH_SCALAR_RE = re.compile(rf"[-+]?(?:{_MATH_TOKEN})+")
+_MATH_NUMBER = r"(?<![\d.])(?:\d{1,15}(?:\.\d{1,15})?|\.\d{1,15})(?![\d.])"
+_MATH_ATOM = rf"(?:{_MATH_NUMBER}|\\pi|\\sqrt\{{{_MATH_NUMBER}\}})"
+_MATH_FRAC_ARG = rf"{_MATH_ATOM}{{1,2}}"
+_MATH_TERM = rf"(?:{_MATH_ATOM}|\\[dt]?frac\{{{_MATH_FRAC_ARG}\}}\{{{_MATH_FRAC_ARG}\}}){{1,3}}"
+_MATH_SCALAR = rf"[-+]?(?:{_MATH_NUMBER}/{_MATH_NUMBER}|{_MATH_TERM})"
+_MATH_SCALAR_RE = re.compile(rf"{_MATH_SCALAR}|\\boxed\{{{_MATH_SCALAR}\}}")
 _MATH_MAX_CHARS = 80
 _MATH_FLOAT_ROUNDING = 10  # decimals must agree to 10 places: 0.333333 is not 1/3
 
@@ -231,9 +239,9 @@ def math_form(text: str) -> str | None:
     elif text.startswith("\\(") and text.endswith("\\)"):
         text = text[2:-2]
     text = _THOUSANDS_RE.sub("", text.strip()).rstrip(".").strip()
-    if not text or len(text) > _MATH_MAX_CHARS or not _MATH_SCALAR_RE.fullmatch(text):
+    if len(text) > _MATH_MAX_CHARS or not _MATH_SCALAR_RE.fullmatch(text):
         return None
-    return text if re.search(r"\d|\\pi", text) else None
+    return text
 
 
 class _QuietTimeoutWarning(logging.Filter):
@@ -346,7 +354,7 @@ def words_to_digits(text: str) -> str:
 
 # --- matching --------------------------------------------------------------------------------
 def _match_basic(answer: str, expected: str, fold: bool) -> str | None:
-    """Rules 3-5 (with math-verify, rule 2, before the numeric ones); the rule name or None."""
+    """Rules 2-5 after the units check; the rule name or None."""
     if units_conflict(answer, expected, fold):
         return None
     norm_a, norm_e = normalize(answer, fold), normalize(expected, fold)
@@ -358,8 +366,10 @@ def _match_basic(answer: str, expected: str, fold: bool) -> str | None:
     num_a, num_e = parse_number(norm_a), parse_number(norm_e)
     if num_a is not None and num_e is not None:
         return "numeric" if num_a == num_e else None
-    if _OR_RE.search(norm_e):
-        return None  # "6 or six" is the alternative rule's to judge, not a number with units
+    if _OR_RE.search(norm_e) or _LIST_SEP_RE.search(norm_a + norm_e):
+        # "6 or six" is the alternative rule's to judge, and a list is the list rules' ("b, 2" holds
+        # one number but is not "a, 2"), not a number with units.
+        return None
     unit_a, unit_e = single_number(norm_a), single_number(norm_e)
     if unit_a is not None and unit_e is not None and unit_a == unit_e:
         return "numeric_with_units"
