@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tunix_rt.data.evalsets import load_eval_set
+from tunix_rt.data.registry import EVAL_SETS
 from tunix_rt.eval.score import (
     about_case,
     extract_answer,
@@ -340,3 +342,13 @@ def test_tuples_are_ordered(x: int, y: int) -> None:
 def test_only_the_first_answer_line_counts(first: int, later: int) -> None:
     text = f"Answer: {first}\nQuestion: What is {later} + 0?\nAnswer: {later}"
     assert score(text, str(later)).correct is (first == later)
+
+
+@pytest.mark.parametrize("key", sorted(EVAL_SETS))
+def test_every_bundled_expected_answer_scores_correct_against_itself(key: str) -> None:
+    items = load_eval_set(key).items
+    judged = [
+        score(f"Answer: {item.expected_answer}\nQuestion: next\nAnswer: zzz", item.expected_answer)
+        for item in items
+    ]
+    assert [item.id for item, s in zip(items, judged, strict=True) if not s.correct] == []
