@@ -352,3 +352,15 @@ def test_every_bundled_expected_answer_scores_correct_against_itself(key: str) -
         for item in items
     ]
     assert [item.id for item, s in zip(items, judged, strict=True) if not s.correct] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["**Answer:** 42", "**Answer**: 42", "Final Answer: 42", "  > Answer: 42", "- answer: 42", "Answer:\n42"],
+)
+def test_answer_line_forms(text: str) -> None:
+    assert extract_answer(text) == "42"
+
+
+def test_answer_mentioned_mid_line_is_not_the_answer_line() -> None:
+    assert extract_answer("To find the answer: add them.\nAnswer: 9") == "9"

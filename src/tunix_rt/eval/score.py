@@ -92,7 +92,7 @@ MISMATCH = "mismatch"
 MATH_VERIFY = "math_verify"
 
 # "Answer:" opening a line; markdown markers and "Final" may come before it.
-_ANSWER_RE = re.compile(r"^[ \t*#>-]*(?:final[ \t]+)?answer[ \t*]*:", re.IGNORECASE | re.MULTILINE)
+_ANSWER_RE = re.compile(r"^[ \t*#>-]*(?:final[ \t]+)?answer[ \t*]*:\**", re.IGNORECASE | re.MULTILINE)
 _CURRENCY_RE = re.compile(r"[$€£¥]")
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _WRAP_CHARS = "\"'`*()[]{}<> "
