@@ -50,6 +50,7 @@ def test_cli_table_and_json(root: Path, capsys: pytest.CaptureFixture[str]) -> N
         "run",
         "model",
         "dataset",
+        "eval_set",
         "steps",
         "final_loss",
         "primary_score",
@@ -78,3 +79,58 @@ def test_scratch_model_label(tmp_path: Path) -> None:
     (run / "run_manifest.json").write_text(json.dumps(manifest))
     (row,) = leaderboard(tmp_path)
     assert (row["model"], row["dataset"]) == ("scratch-llama-4.5M", "reasoning-mix:2000")
+
+
+def _rescore(run: Path, spec: str, n_items: int = 4, n_available: int | None = None) -> None:
+    """Point a fabricated run's eval summary at another eval set."""
+    path = run / "eval" / "eval_summary.json"
+    summary = json.loads(path.read_text())
+    summary["eval_set"] = {"spec": spec, "n_items": n_items, "n_available": n_available or n_items}
+    path.write_text(json.dumps(summary))
+
+
+@pytest.fixture()
+def mixed(tmp_path: Path) -> Path:
+    # The best score is on the easy set; it must never rank above a run on the hard set.
+    for name, correct, spec in [
+        ("easy-a", {"x": True, "y": True, "z": True, "w": True}, "reasoning-mix-heldout"),
+        ("hard-a", {"x": True, "y": False, "z": False, "w": False}, "reasoning-eval-v1"),
+        ("easy-b", {"x": True, "y": True, "z": False, "w": False}, "reasoning-mix-heldout"),
+        ("hard-b", {"x": True, "y": True, "z": True, "w": False}, "reasoning-eval-v1"),
+        ("hard-part", {"x": True, "y": True, "z": True, "w": True}, "reasoning-eval-v1"),
+    ]:
+        run = make_run(tmp_path, name, correct=correct)
+        _rescore(run, spec, n_available=109 if name == "hard-part" else None)
+    make_run(tmp_path, "no-eval", score=None)
+    return tmp_path
+
+
+def test_scores_are_ranked_only_within_their_eval_set(mixed: Path) -> None:
+    rows = leaderboard(mixed)
+    assert [(r["eval_set"], r["run"]) for r in rows] == [
+        ("reasoning-eval-v1", "hard-b"),
+        ("reasoning-eval-v1", "hard-a"),
+        ("reasoning-eval-v1 (first 4 of 109)", "hard-part"),  # a --limit run is another set
+        ("reasoning-mix-heldout", "easy-a"),
+        ("reasoning-mix-heldout", "easy-b"),
+        (None, "no-eval"),
+    ]
+    only = leaderboard(mixed, eval_set="reasoning-mix-heldout")
+    assert [r["run"] for r in only] == ["easy-a", "easy-b"]
+    assert [r["run"] for r in leaderboard(mixed, "final_loss")][:2] == ["hard-a", "hard-b"]
+
+
+def test_cli_separates_eval_sets_and_filters(mixed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "list", str(mixed)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    blocks = "\n".join(lines[1:]).split("\n\n")
+    assert [[line.split()[0] for line in block.splitlines()] for block in blocks] == [
+        ["hard-b", "hard-a"],
+        ["hard-part"],
+        ["easy-a", "easy-b"],
+        ["no-eval"],
+    ]
+    assert main(["runs", "list", str(mixed), "--eval-set", "reasoning-eval-v1", "--json"]) == 0
+    assert [r["run"] for r in json.loads(capsys.readouterr().out)] == ["hard-b", "hard-a"]
+    assert main(["runs", "list", str(mixed), "--eval-set", "nope"]) == 0
+    assert "no runs scored on 'nope'" in capsys.readouterr().out

@@ -111,13 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "root", nargs="?", default="runs", help="directory holding run directories (default ./runs)"
     )
-    p.add_argument("--sort", default="primary_score", help="column to sort by (default primary_score)")
+    p.add_argument(
+        "--sort",
+        default="primary_score",
+        help="column to sort by within each eval set (default primary_score)",
+    )
+    p.add_argument(
+        "--eval-set", default=None, help="list only the runs scored on this eval set (its eval_set column)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_handler("tunix_rt.runs.leaderboard:list_command"))
     p = runs_cmds.add_parser("compare", help="config diff, summary deltas, per-item flips, loss curves")
     p.add_argument("a", help="run directory A")
     p.add_argument("b", help="run directory B")
-    p.add_argument("--plot", default=None, help="PNG path for both loss curves (default: compare_A_vs_B.png)")
+    p.add_argument(
+        "--plot",
+        "--output",
+        "-o",
+        dest="plot",
+        default=None,
+        help="PNG file, or an existing directory, for both loss curves (default: ./compare_A_vs_B.png)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_handler("tunix_rt.runs.compare:compare_command"))
 

@@ -1,7 +1,8 @@
 """`tunix-rt runs compare A B`: what changed between two runs and what it did.
 
-Config diff (flattened dotted keys, only those that differ), summary deltas (B - A), per-item flips
-from the two predictions.jsonl (by id), and both loss curves in one PNG.
+Config diff (flattened dotted keys, only those that differ: `config.diff_configs`), summary deltas
+(B - A), per-item flips from the two predictions.jsonl (by id), and both loss curves in one PNG
+written where `--plot` says (default: the current directory, not into either run).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tunix_rt.config import diff_configs
 from tunix_rt.errors import RunDirError
 from tunix_rt.runs.plots import plot_loss_curves
 from tunix_rt.runs.rundir import CONFIG, RunView, fmt, loss_series, read_predictions, read_run
@@ -24,21 +26,6 @@ SUMMARY_FIELDS = (
     ("global_step", "summary.global_step"),
 )
 MAX_FLIPS_SHOWN = 10
-_ABSENT = object()
-
-
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists and scalars are leaves."""
-    if not isinstance(obj, dict):
-        return {prefix: obj} if prefix else {}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, dotted))
-        else:
-            out[dotted] = value
-    return out
 
 
 def resolved_config(view: RunView) -> dict[str, Any]:
@@ -60,13 +47,8 @@ def resolved_config(view: RunView) -> dict[str, Any]:
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    flat_a, flat_b = flatten(a), flatten(b)
-    diff = []
-    for key in sorted(set(flat_a) | set(flat_b)):
-        va, vb = flat_a.get(key, _ABSENT), flat_b.get(key, _ABSENT)
-        if va != vb:
-            diff.append({"key": key, "a": None if va is _ABSENT else va, "b": None if vb is _ABSENT else vb})
-    return diff
+    """The dotted keys whose values differ, as rows; the diff is config.py's, the one resume uses."""
+    return [{"key": key, "a": va, "b": vb} for key, (va, vb) in diff_configs(a, b).items()]
 
 
 def _summary_value(view: RunView, where: str | None) -> float | None:
@@ -94,15 +76,25 @@ def item_flips(a_dir: Path, b_dir: Path) -> dict[str, Any]:
     }
 
 
+def plot_path(a: RunView, b: RunView, plot: Path | None) -> Path:
+    """Where the loss-curve PNG goes: plot itself, inside plot when it is a directory, else the
+    current directory; never inside a run directory unless the user names it (a comparison is
+    not part of run A's evidence)."""
+    name = f"compare_{a.name}_vs_{b.name}.png"
+    if plot is None:
+        return Path.cwd() / name
+    plot = Path(plot)
+    return plot / name if plot.is_dir() else plot
+
+
 def compare_runs(a_dir: Path, b_dir: Path, plot: Path | None = None) -> dict[str, Any]:
     for path in (a_dir, b_dir):
         if not Path(path).is_dir():
             raise RunDirError(f"{path}: no such run directory")
     a, b = read_run(Path(a_dir)), read_run(Path(b_dir))
-    plot_path = Path(plot) if plot else Path(a_dir) / f"compare_{a.name}_vs_{b.name}.png"
     written = plot_loss_curves(
         {f"A: {a.name}": loss_series(a.path), f"B: {b.name}": loss_series(b.path)},
-        plot_path,
+        plot_path(a, b, plot),
         title=f"{a.name} vs {b.name}",
     )
     return {

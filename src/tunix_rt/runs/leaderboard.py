@@ -1,7 +1,13 @@
-"""`tunix-rt runs list [ROOT]`: one row per run directory, best score first.
+"""`tunix-rt runs list [ROOT]`: one row per run directory, best score first within each eval set.
 
 A run directory is any directory holding `run_manifest.json`, one or two levels below ROOT
 (`runs/exp1` and `runs/sweep/lr-3e-4`). Missing pieces show as "-" and sort last.
+
+A score means something only next to scores on the same eval set (a held-out set of templated
+problems and a set of unseen phrasings differ by tens of points), so rows are grouped by eval set
+(`RunView.eval_set_label`, which also tells a partial `--limit` run apart) and sorted within each
+group; the table puts a blank line between groups, runs without an eval come last, and
+`--eval-set NAME` keeps one group.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 from tunix_rt.errors import RunDirError
 from tunix_rt.runs.rundir import MANIFEST, fmt, read_run
 
-COLUMNS = ("run", "model", "dataset", "steps", "final_loss", "primary_score", "date", "status")
+COLUMNS = ("run", "model", "dataset", "eval_set", "steps", "final_loss", "primary_score", "date", "status")
 # Which way is "best first" for each column; everything else sorts ascending.
 DESCENDING = {"primary_score", "steps", "date"}
 
@@ -40,6 +46,7 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "run": name if name != "." else run_dir.name,
         "model": view.model_label,
         "dataset": view.dataset_label,
+        "eval_set": view.eval_set_label,
         "steps": view.get("summary.global_step"),
         "final_loss": _number(view.get("summary.final_loss")),
         "primary_score": view.primary_score,
@@ -54,8 +61,17 @@ def _number(value: Any) -> float | None:
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    """Grouped by eval set (named sets alphabetically, runs without one last), each group by column."""
     if column not in COLUMNS:
         raise RunDirError(f"cannot sort by {column!r}; columns: {', '.join(COLUMNS)}")
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get("eval_set"), []).append(row)
+    order = sorted((k for k in groups if k is not None), key=str) + ([None] if None in groups else [])
+    return [row for key in order for row in _sort_group(groups[key], column)]
+
+
+def _sort_group(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     present = [r for r in rows if r.get(column) is not None]
     missing = [r for r in rows if r.get(column) is None]
     numeric = all(isinstance(r[column], (int, float)) for r in present)
@@ -65,19 +81,26 @@ def sort_rows(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     return present + missing
 
 
-def leaderboard(root: Path, sort: str = "primary_score") -> list[dict[str, Any]]:
+def leaderboard(root: Path, sort: str = "primary_score", eval_set: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the runs under root, grouped by eval set; only eval_set's when given."""
     root = Path(root)
     if not root.is_dir():
         raise RunDirError(f"{root}: no such directory (runs are looked for in ROOT/*/ and ROOT/*/*/)")
     rows = [run_row(run_dir, root) for run_dir in find_run_dirs(root)]
+    if eval_set is not None:
+        rows = [row for row in rows if row["eval_set"] == eval_set]
     return sort_rows(rows, sort)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns; a blank line wherever the eval set changes, so no rank crosses sets."""
     cells = [[_cell(row, column) for column in COLUMNS] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    for i, (row, cell_row) in enumerate(zip(rows, cells, strict=True)):
+        if i and row.get("eval_set") != rows[i - 1].get("eval_set"):
+            lines.append("")
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cell_row, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
@@ -92,12 +115,13 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 def list_command(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    rows = leaderboard(root, args.sort)
+    rows = leaderboard(root, args.sort, args.eval_set)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     if not rows:
-        print(f"no runs under {root} (looked for */{MANIFEST} and */*/{MANIFEST})")
+        scope = f" scored on {args.eval_set!r}" if args.eval_set else ""
+        print(f"no runs{scope} under {root} (looked for */{MANIFEST} and */*/{MANIFEST})")
         return 0
     print(format_table(rows))
     return 0

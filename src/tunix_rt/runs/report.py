@@ -44,7 +44,6 @@ EVIDENCE = (
 def _headline(view: RunView) -> list[tuple[str, str]]:
     summary = view.eval_summary or {}
     card = summary.get("scorecard") or {}
-    eval_set = (summary.get("eval_set") or {}).get("spec") or view.get("eval.eval_set")
     score = view.primary_score
     runtime = view.get("summary.train_runtime_s")
     return [
@@ -59,7 +58,7 @@ def _headline(view: RunView) -> list[tuple[str, str]]:
         ("train tokens", fmt(view.get("summary.train_tokens"))),
         ("tokens/s", fmt(view.get("summary.tokens_per_sec"))),
         ("peak memory (MB)", fmt(view.get("summary.peak_memory_mb"))),
-        ("eval set", fmt(eval_set)),
+        ("eval set", fmt(view.eval_set_label)),
         ("answer accuracy", f"{score:.1%}" if score is not None else "-"),
         ("format compliance", f"{card['format_compliance']:.1%}" if "format_compliance" in card else "-"),
     ]

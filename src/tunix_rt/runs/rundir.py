@@ -64,6 +64,20 @@ class RunView:
         return Path(path).name if isinstance(path, str) and path else None
 
     @property
+    def eval_set_label(self) -> str | None:
+        """The eval set the score is on ('reasoning-mix-heldout'), '(first N of M)' added when the
+        run scored only part of it: scores are comparable only under equal labels."""
+        block = (self.eval_summary or {}).get("eval_set")
+        if isinstance(block, dict) and (block.get("spec") or block.get("key")):
+            label = str(block.get("spec") or block.get("key"))
+            n, available = block.get("n_items"), block.get("n_available")
+            if isinstance(n, int) and isinstance(available, int) and n < available:
+                label += f" (first {n} of {available})"
+            return label
+        spec = self.get("eval.eval_set")
+        return str(spec) if spec else None
+
+    @property
     def primary_score(self) -> float | None:
         """From eval/eval_summary.json when present (it is the full record), else the manifest."""
         for source in (self.eval_summary, self.get("eval")):
