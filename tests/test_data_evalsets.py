@@ -16,6 +16,7 @@ from tunix_rt.data.registry import DATASETS, EVAL_SETS, bundled_eval_set_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data_eval_v1_table import expected_items
+from heldout_identity import identity, same_problems
 
 FIELDS = {"id", "prompt", "expected_answer", "section", "category", "difficulty"}
 
@@ -80,34 +81,76 @@ def _build(spec: str) -> list:
     return generate_jsonl(dataset, seed, size)[1]
 
 
-def _problem(meta: dict) -> tuple[str, str] | None:
+def _family_inputs(meta: dict) -> tuple[str, str] | None:
     if "category" not in meta or "inputs" not in meta:
         return None  # not a reasoning-mix trace: only its prompt can be compared
-    return reasoning_mix.problem_key(meta["category"], meta["inputs"])
+    return meta["category"], json.dumps(meta["inputs"], sort_keys=True)
 
 
-HELDOUT_PROBLEMS = {_problem(r["meta"]) for r in heldout_records()}
+HELDOUT_FAMILY_INPUTS = {_family_inputs(r["meta"]) for r in heldout_records()}
 
 
-def test_no_eval_item_in_any_shipped_training_build():
+def _assert_no_eval_item(spec: str) -> None:
+    traces = _build(spec)
+    prompts = {norm(t.prompt) for t in traces}
+    for key in EVAL_SETS:
+        leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in prompts]
+        assert not leaked, f"{key}: prompts also in the {spec} training build: {leaked}"
+    # The same held-out problem in another phrasing of its family counts as seen too...
+    twins = [t.prompt for t in traces if _family_inputs(t.meta) in HELDOUT_FAMILY_INPUTS]
+    assert not twins, f"{spec}: held-out problems rephrased in training: {twins[:3]}"
+    # ...and so does the same computation in any family, recomputed here from the text alone.
+    same = same_problems(read("reasoning-mix-heldout"), [(t.prompt, t.final_answer) for t in traces])
+    assert not same, f"{spec}: held-out problems (same numbers and answer) in training: {same}"
+
+
+def test_shipped_configs_name_the_builds_tested_here():
     specs = _shipped_dataset_specs()
     # The sizes the demo and cpu-reasoner train on: large builds are where leaks used to happen.
     assert {"reasoning-mix:51200", "reasoning-mix:150000", "dev-reasoning-v2"} <= specs
-    for spec in sorted(specs | {"reasoning-mix"}):
-        traces = _build(spec)
-        prompts = {norm(t.prompt) for t in traces}
-        for key in EVAL_SETS:
-            leaked = [i["id"] for i in read(key) if norm(i["prompt"]) in prompts]
-            assert not leaked, f"{key}: prompts also in the {spec} training build: {leaked}"
-        # The same held-out problem in another phrasing counts as seen too.
-        twins = [t.prompt for t in traces if _problem(t.meta) in HELDOUT_PROBLEMS]
-        assert not twins, f"{spec}: held-out problems rephrased in training: {twins[:3]}"
+    assert specs <= set(SHIPPED_BUILDS), f"a shipped config trains on a build not tested: {specs}"
+
+
+# Every shipped config's build (src/tunix_rt/configs/default.yaml is the demo's) and the default
+# size. The large ones take ~10-50 s each on a 2-core CPU, so they run as slow tests; the
+# exclusion holds for any size by construction, and the fast ones exercise the same code.
+SHIPPED_BUILDS = {
+    "reasoning-mix": (),
+    "dev-reasoning-v2": (),
+    "reasoning-mix:50000": (pytest.mark.slow,),
+    "reasoning-mix:51200": (pytest.mark.slow,),
+    "reasoning-mix:150000": (pytest.mark.slow,),
+}
+
+
+@pytest.mark.parametrize(
+    "spec", [pytest.param(spec, marks=marks, id=spec) for spec, marks in SHIPPED_BUILDS.items()]
+)
+def test_no_eval_item_in_any_shipped_training_build(spec):
+    _assert_no_eval_item(spec)
 
 
 def test_the_plain_generator_would_leak_prompts_and_problems():
     # Why training builds exclude eval items: the held-out set comes from the same generator.
+    eval_prompts = {norm(i["prompt"]) for key in EVAL_SETS for i in read(key)}
     plain = reasoning_mix.generate(reasoning_mix.DEFAULT_SEED, 60_000)
-    assert {norm(r["prompt"]) for r in plain} & reasoning_mix.eval_set_prompts()
+    assert {norm(r["prompt"]) for r in plain} & eval_prompts
     default = reasoning_mix.generate()
-    assert any(_problem(r["meta"]) in HELDOUT_PROBLEMS for r in default)
-    assert len(HELDOUT_PROBLEMS) == 200  # one problem per held-out item
+    assert any(_family_inputs(r["meta"]) in HELDOUT_FAMILY_INPUTS for r in default)
+    assert len(HELDOUT_FAMILY_INPUTS) == 200  # one problem per held-out item
+    # The family key alone misses the same computation in another family ("What is 84 × 2?" held
+    # out, "A cyclist travels at 84 km/h for 2 hours" generated): reasoning-mix 1.3 excludes those too.
+    other_family = [
+        (r["prompt"], r["final_answer"])
+        for r in default
+        if _family_inputs(r["meta"]) not in HELDOUT_FAMILY_INPUTS and norm(r["prompt"]) not in eval_prompts
+    ]
+    assert same_problems(read("reasoning-mix-heldout"), other_family)
+
+
+def test_the_independent_identity_sees_through_family_and_phrasing():
+    cyclist = identity("A cyclist travels at 84 km/h for 2 hours. How far does it go?", "168")
+    assert identity("What is 84 × 2?", "168") == cyclist == identity("What is eighty-four times two?", "168")
+    assert identity("how much is forty-seven times five", "235") == identity("What is 47 × 5?", "235")
+    assert identity("What is 84 × 2?", "168") != identity("What is 84 + 2?", "86")
+    assert identity("What is 8.40 + 8.7?", "17.10") == identity("Calculate 8.4 + 8.7.", "17.1")

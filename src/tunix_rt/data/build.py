@@ -18,6 +18,7 @@ from tunix_rt.fsutil import atomic_write_json, atomic_write_text
 
 DATASET_FILE = "dataset.jsonl"
 MANIFEST_FILE = "manifest.json"
+DATA_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,39 @@ def effective_params(spec: DatasetSpec, seed: int | None, size: int | None) -> t
     return (spec.default_seed if seed is None else seed), size
 
 
+def _source_files(spec: DatasetSpec) -> list[Path]:
+    """The files that decide a build's bytes: the generator package, the record schema, and for a
+    build that leaves out the eval sets, the exclusion code and the bundled eval sets."""
+    files = [*sorted((DATA_DIR / "generators").glob("*.py")), DATA_DIR / "schema.py"]
+    if spec.excludes_eval_items:
+        files += [DATA_DIR / "problems.py", DATA_DIR / "exclusions.py"]
+        files += sorted((DATA_DIR / "evalsets").glob("*.jsonl"))
+    return files
+
+
+def generator_identity(spec: DatasetSpec) -> str:
+    """sha256 of the declared key, version and generator with the content of every file that
+    decides the build's bytes: editing any of them changes it, so a cached build made by other
+    code is never reused (the resolver compares it with the cached manifest's)."""
+    digest = hashlib.sha256(f"{spec.key}\n{spec.version}\n{spec.generator}\n".encode())
+    for path in _source_files(spec):
+        content = path.read_bytes()
+        digest.update(f"{path.relative_to(DATA_DIR).as_posix()}\n{len(content)}\n".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
 def generate_jsonl(spec: DatasetSpec, seed: int, size: int) -> tuple[str, list[ReasoningTrace]]:
     module_name, func_name = spec.generator.split(":")
     generate = getattr(importlib.import_module(module_name), func_name)
+    kwargs = {}
+    if spec.excludes_eval_items:
+        # Imported here: only builds that need it pay for regenerating the held-out records.
+        from tunix_rt.data.exclusions import eval_exclusions
+
+        kwargs["skip"] = eval_exclusions().excludes
     try:
-        records = generate(seed, size)
+        records = generate(seed, size, **kwargs)
     except ValueError as exc:  # e.g. more distinct prompts requested than a generator can make
         raise DataError(f"{spec.key}: {exc}") from exc
     # Validate through the schema so a generator bug can never write an unloadable dataset.
@@ -81,6 +110,7 @@ def build_dataset(
         "key": spec.key,
         "version": spec.version,
         "generator": spec.generator,
+        "generator_identity": generator_identity(spec),
         "seed": seed,
         "count": len(traces),
         "size_requested": size,

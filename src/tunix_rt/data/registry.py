@@ -21,6 +21,9 @@ class DatasetSpec:
     default_size: int
     sizable: bool  # whether --size / "KEY:SIZE" may change the count
     max_size: int
+    # Whether builds leave out the bundled eval sets' items (tunix_rt.data.exclusions); the builder
+    # passes them to the generator as `skip=`.
+    excludes_eval_items: bool = False
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -39,14 +42,16 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             key="reasoning-mix",
             # 1.1: builds of any size leave out the bundled eval sets' prompts (1.0 did so only at
-            # the default size). 1.2: and the held-out set's problems in any phrasing.
-            version="1.2",
+            # the default size). 1.2: and the held-out set's problems in any phrasing of the same
+            # family. 1.3: and in any family (same numbers in the prompt, same answer).
+            version="1.3",
             description="broad seeded mix of 30+ short-answer task families for small models (size: KEY:N)",
-            generator="tunix_rt.data.generators.reasoning_mix:generate_training",
+            generator="tunix_rt.data.generators.reasoning_mix:generate",
             default_seed=1234,
             default_size=20_000,
             sizable=True,
             max_size=200_000,
+            excludes_eval_items=True,
         ),
     )
 }

@@ -3,7 +3,8 @@
 In-distribution items from the reasoning-mix generator with a seed disjoint from the training
 default, keeping only prompts absent from the default reasoning-mix build and from
 dev-reasoning-v2 (normalised for case and spacing). A test regenerates the file and compares.
-Training builds (reasoning_mix.generate_training) leave its problems out in any phrasing.
+Training builds leave its problems out in any phrasing and any family: the exclusions are computed
+where builds are made (tunix_rt.data.exclusions) and passed into the generator.
 
     python -m tunix_rt.data.generators.heldout   # rewrites src/tunix_rt/data/evalsets/reasoning-mix-heldout.jsonl
 """

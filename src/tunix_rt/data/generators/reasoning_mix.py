@@ -11,7 +11,6 @@ unique within a build (after case/whitespace normalisation) by drawing again.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,6 @@ from tunix_rt.data.generators import mix_math as mm
 from tunix_rt.data.generators import mix_word as wd
 from tunix_rt.data.generators.common import trace
 from tunix_rt.data.generators.mix_arithmetic import Item
-from tunix_rt.fsutil import jsonl_lines
 
 DATASET = "reasoning-mix"
 GENERATOR = "tunix_rt.data.generators.reasoning_mix"
@@ -75,20 +73,16 @@ def normalise_prompt(prompt: str) -> str:
     return " ".join(prompt.lower().split())
 
 
-def problem_key(family: str, inputs: Any) -> tuple[str, str]:
-    """What makes two items the same problem whatever their phrasing: the family and its inputs."""
-    return family, json.dumps(inputs, sort_keys=True)
-
-
 def generate(
     seed: int = DEFAULT_SEED,
     size: int = DEFAULT_SIZE,
     *,
     exclude: set[str] | None = None,
-    exclude_problems: set[tuple[str, str]] | None = None,
+    skip: Callable[[str, Item], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """`size` traces with unique prompts; `exclude` holds normalised prompts that must not appear,
-    `exclude_problems` problem_keys that must not appear in any phrasing."""
+    and an item of family F for which `skip(F, item)` is true is drawn again (training builds pass
+    the bundled eval sets' exclusions, computed by tunix_rt.data.exclusions, this way)."""
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     rng = random.Random(seed)
@@ -103,7 +97,7 @@ def generate(
         family = rng.choices(names, weights=[live[name][1] for name in names])[0]
         item = live[family][0](rng)
         key = normalise_prompt(item.prompt)
-        if key in seen or (exclude_problems and problem_key(family, item.inputs) in exclude_problems):
+        if key in seen or (skip is not None and skip(family, item)):
             repeats[family] += 1
             if repeats[family] >= MAX_REPEATS_IN_A_ROW:
                 del live[family]
@@ -122,32 +116,3 @@ def generate(
         }
         records.append(trace(item.prompt, [("step", s) for s in item.steps], item.answer, meta))
     return records
-
-
-def generate_training(seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE) -> list[dict[str, Any]]:
-    """The `reasoning-mix` training build: `generate`, minus every bundled eval item.
-
-    The held-out set is drawn from this same generator (another seed, prompts absent from the
-    default build), so a training build would otherwise reach its items: the same prompt (34 of
-    them within the first 60,000 traces) or the same problem in another phrasing ("Work out 1.6 - 1."
-    against "Calculate 1.6 - 1."; 55 of the 200 in the default 20,000). Both are left out, so every
-    bundled eval set stays unseen by every training build, whatever its size.
-    """
-    from tunix_rt.data.generators.heldout import heldout_records  # heldout imports this module
-
-    problems = {problem_key(r["meta"]["category"], r["meta"]["inputs"]) for r in heldout_records()}
-    return generate(seed, size, exclude=eval_set_prompts(), exclude_problems=problems)
-
-
-def eval_set_prompts() -> set[str]:
-    """The normalised prompts of every bundled eval set."""
-    from tunix_rt.data.registry import EVAL_SETS, bundled_eval_set_path
-
-    prompts: set[str] = set()
-    for key in EVAL_SETS:
-        path = bundled_eval_set_path(key)
-        assert path is not None  # every key of EVAL_SETS names a bundled file
-        for line in jsonl_lines(path.read_text(encoding="utf-8")):
-            if line.strip():
-                prompts.add(normalise_prompt(json.loads(line)["prompt"]))
-    return prompts
