@@ -136,16 +136,26 @@ def test_chat_keeps_system_turn_and_earlier_turns_and_uses_last_assistant(tmp_pa
 
 
 def test_one_turn_chat_has_no_history(tmp_path):
-    record = {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "a\nAnswer: 1"}]}
+    record = {
+        "messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "a\nAnswer: 1"}]
+    }
     assert one(tmp_path, record).traces[0].meta == {"converted_from": "chat"}
 
 
 @pytest.mark.parametrize(
     ("record", "rendered"),
     [
-        ({"prompt": "Q?", "completion": "First 3 + 4 = 7.\nSo it is 7."}, "1. First 3 + 4 = 7.\nAnswer: So it is 7."),
         (
-            {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "1. 2 + 2 = 4\n2. 4"}]},
+            {"prompt": "Q?", "completion": "First 3 + 4 = 7.\nSo it is 7."},
+            "1. First 3 + 4 = 7.\nAnswer: So it is 7.",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Q?"},
+                    {"role": "assistant", "content": "1. 2 + 2 = 4\n2. 4"},
+                ]
+            },
             "1. 2 + 2 = 4\nAnswer: 4",
         ),
     ],
