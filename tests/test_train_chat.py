@@ -21,9 +21,9 @@ from tunix_rt.data.schema import ReasoningTrace
 from tunix_rt.eval.generate import generate, stop_token_ids
 from tunix_rt.train.batching import IGNORE_INDEX, collate
 from tunix_rt.train.render import (
-    DEFAULT_CHAT_SYSTEM,
     completion_end_id,
     end_of_turn_id,
+    inserts_default_system,
     render_completion,
     render_prompt,
     trace_history,
@@ -117,16 +117,30 @@ def test_plain_template_renders_earlier_turns_in_the_documented_form(tmp_path) -
 # --- system prompt ----------------------------------------------------------------------------
 
 
-def test_chat_model_without_system_instruction_gets_the_short_default_not_the_template_one() -> None:
-    tokenizer = chat_tokenizer(CHATML)
-    text = render_prompt("Q?", tokenizer, None)
-    assert (
-        text
-        == f"<|im_start|>system\n{DEFAULT_CHAT_SYSTEM}<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"
+def test_chat_model_without_system_instruction_gets_no_system_text() -> None:
+    chatml = chat_tokenizer(CHATML)
+    # SmolLM2's template would insert its default: an empty system turn stops it.
+    assert inserts_default_system(chatml)
+    assert render_prompt("Q?", chatml, None) == (
+        "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"
     )
-    assert render_prompt("Q?", tokenizer, "Mine.").startswith("<|im_start|>system\nMine.<|im_end|>")
-    # Plain templates never get the chat default.
+    assert render_prompt("Q?", chatml, "Mine.").startswith("<|im_start|>system\nMine.<|im_end|>")
+    # Templates without a default of their own get no system turn at all, as before.
+    for template in (GEMMA_LIKE, TEXT_ONLY):
+        tokenizer = chat_tokenizer(template)
+        assert not inserts_default_system(tokenizer)
+        assert render_prompt("Q?", tokenizer, None) == tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Q?"}], tokenize=False, add_generation_prompt=True
+        )
     assert render_prompt("Q?", None, None) == "Question: Q?\nReasoning:\n"
+
+
+def test_templates_that_print_the_date_render_the_same_on_any_day() -> None:
+    tokenizer = chat_tokenizer(
+        "{% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y %H:%M:%S.%f') %}{% endif %}"
+        "Today {{ date_string }}\n{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    )
+    assert render_prompt("Q?", tokenizer, None) == "Today 26 Jul 2024\nQ?\n"
 
 
 # --- end of turn ------------------------------------------------------------------------------
@@ -238,6 +252,7 @@ def test_real_smollm2_ends_turns_with_im_end_and_stops_on_it(tmp_path) -> None:
     assert prompt.startswith("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nWhat is 1 + 1?")
     assert prompt.endswith("<|im_start|>user\nAnd 2 + 3?<|im_end|>\n<|im_start|>assistant\n")
 
-    # No system instruction and no system turn: our short default, not SmolLM2's identity sentence.
-    text = render_prompt("Q?", tokenizer, None)
-    assert DEFAULT_CHAT_SYSTEM in text and "named SmolLM" not in text
+    # No system instruction and no system turn: an empty system turn, not SmolLM2's 16-token default.
+    assert render_prompt("Q?", tokenizer, None).startswith(
+        "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nQ?"
+    )

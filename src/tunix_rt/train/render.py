@@ -20,20 +20,27 @@ turn) rendered by the tokenizer's own template with the generation prompt (e.g. 
 ``<start_of_turn>model``). When the template refuses system turns (Gemma does), the system text is
 prepended to the first user turn.
 
-System prompt, in order of precedence: the record's own system turn(s) (chat records keep theirs);
-then ``system_instruction`` from the config; then, for chat templates only, `DEFAULT_CHAT_SYSTEM`.
-Plain templates get no system text unless one of the first two gives it.
+System prompt, in order of precedence: the record's own system turn(s) (chat records keep theirs),
+then ``system_instruction`` from the config, then none. "None" for a chat template means no system
+turn, except for templates that insert a default system prompt of their own when the first turn
+is not a system turn (SmolLM2, Qwen2.5): those get an empty system turn instead, which stops them.
 
-Why a default of our own for chat models: SmolLM2's template inserts "You are a helpful AI
-assistant named SmolLM, trained by Hugging Face" whenever the first turn is not a system turn.
-Measured with the real SmolLM2-135M-Instruct GGUF tokenizer on 500 `reasoning-mix` traces (seed 0):
-that default costs 16 tokens per example, 82.6 tokens mean example length against 66.6 with an
-empty system turn, so 19 % of every training step goes to a sentence that tells the model nothing
-about the task. `DEFAULT_CHAT_SYSTEM` costs 15 tokens (81.6 mean) and states the output format the
-scorer reads, so a base model evaluated before training is asked for an ``Answer:`` line rather
-than being marked wrong for never writing one, and every chat family (with or without a system
-role) gets the same instruction. Set ``system_instruction`` to use any other text, including the
-template's own default.
+Why no default system prompt (the decision of issue 12 §4): SmolLM2's template inserts "You are a
+helpful AI assistant named SmolLM, trained by Hugging Face". Measured with the real
+SmolLM2-135M-Instruct GGUF tokenizer on 500 `reasoning-mix` traces (seed 0), mean tokens per
+training example (prompt + completion + end-of-turn):
+
+    template default             82.6   (the default costs 16 tokens, 19 % of every example)
+    empty system turn            66.6   (what we render)
+    a short format instruction   81.6   ("Solve step by step. End with 'Answer: <answer>'.")
+
+and the base model ignores an instruction anyway: on the first 30 `reasoning-mix-heldout` items
+(greedy, 96 new tokens) it wrote an ``Answer:`` line 0/30 times under each of the three. Fine-tuning
+teaches the format; the default would only spend a fifth of every step on the model's name. Set
+``system_instruction`` for any system text, including the template's own default.
+
+Chat templates are rendered with a fixed ``date_string`` so templates that print today's date
+(Llama 3.x) render a prompt the same way in training and in a later evaluation.
 
 Completion (both)::
 
@@ -54,7 +61,9 @@ from tunix_rt.data.schema import CHAT_HISTORY
 PLAIN = "plain"
 CHAT = "chat"
 ANSWER_PREFIX = "Answer:"
-DEFAULT_CHAT_SYSTEM = "Solve step by step. End with 'Answer: <answer>'."
+# Llama 3.x templates print "Today Date: ..." from the clock unless given date_string; a prompt
+# must not depend on the day it is rendered. This is the templates' own fallback date.
+_TEMPLATE_DATE = "26 Jul 2024"
 
 # Written as the assistant's reply when probing a template for its end-of-turn token: plain
 # lowercase letters that no template rewrites and that cannot merge with a following special token.
@@ -98,8 +107,7 @@ def render_prompt(
     turns = [turn for turn in history if turn["role"] != "system"]
     system = "\n\n".join(own_system) if own_system else (system_instruction or "").strip()
     if tokenizer is not None and template_kind(tokenizer) == CHAT:
-        messages = [*turns, {"role": "user", "content": question.strip()}]
-        return _render_chat(tokenizer, system or DEFAULT_CHAT_SYSTEM, messages)
+        return _render_chat(tokenizer, system, [*turns, {"role": "user", "content": question.strip()}])
     header = f"{system}\n\n" if system else ""
     body = "".join(
         f"Question: {turn['content'].strip()}\nReasoning:\n"
@@ -110,10 +118,16 @@ def render_prompt(
     return f"{header}{body}Question: {question.strip()}\nReasoning:\n"
 
 
+def _apply(tokenizer: Any, messages: list[Turn], **options: Any) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, date_string=_TEMPLATE_DATE, **options)
+
+
 def _render_chat(tokenizer: Any, system: str, messages: list[Turn]) -> str:
+    if not system and not inserts_default_system(tokenizer):
+        return _apply(tokenizer, messages, add_generation_prompt=True)
     try:
-        return tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, *messages], tokenize=False, add_generation_prompt=True
+        return _apply(
+            tokenizer, [{"role": "system", "content": system}, *messages], add_generation_prompt=True
         )
     except Exception as exc:  # jinja raises TemplateError for "System role not supported"
         if "system" not in str(exc).lower():
@@ -121,7 +135,28 @@ def _render_chat(tokenizer: Any, system: str, messages: list[Turn]) -> str:
     first_user = next(n for n, turn in enumerate(messages) if turn["role"] == "user")
     folded = [dict(turn) for turn in messages]
     folded[first_user]["content"] = f"{system}\n\n{folded[first_user]['content']}"
-    return tokenizer.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
+    return _apply(tokenizer, folded, add_generation_prompt=True)
+
+
+_DEFAULT_SYSTEM_CACHE: dict[str, bool] = {}  # chat template text -> inserts_default_system
+
+
+def inserts_default_system(tokenizer: Any) -> bool:
+    """Whether the chat template writes a system prompt of its own when given none (SmolLM2 does).
+
+    Read from the template: a conversation without a system turn renders longer than the same
+    conversation with an empty one. Cached per template text.
+    """
+    template = str(tokenizer.chat_template)
+    if template not in _DEFAULT_SYSTEM_CACHE:
+        user = [{"role": "user", "content": _PROBE}]
+        try:
+            with_empty = _apply(tokenizer, [{"role": "system", "content": ""}, *user])
+        except Exception:  # a template that refuses system turns has no default one either
+            _DEFAULT_SYSTEM_CACHE[template] = False
+        else:
+            _DEFAULT_SYSTEM_CACHE[template] = len(_apply(tokenizer, user)) > len(with_empty)
+    return _DEFAULT_SYSTEM_CACHE[template]
 
 
 def render_completion(trace: _TraceLike) -> str:
@@ -143,8 +178,8 @@ def end_of_turn_id(tokenizer: Any) -> int | None:
         return None
     special = _special_ids(tokenizer)
     try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": _PROBE}], tokenize=False
+        text = _apply(
+            tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": _PROBE}]
         )
     except Exception:  # a template that insists on its own roles or fields: the known names below
         return _known_end_of_turn(tokenizer, special)
