@@ -252,6 +252,11 @@ def test_real_smollm2_ends_turns_with_im_end_and_stops_on_it(tmp_path) -> None:
     assert prompt.startswith("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nWhat is 1 + 1?")
     assert prompt.endswith("<|im_start|>user\nAnd 2 + 3?<|im_end|>\n<|im_start|>assistant\n")
 
+    # final_model/ holds the tokenizer evaluation reloads: it must find the same end of turn.
+    tokenizer.save_pretrained(tmp_path / "saved")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert (end_of_turn_id(reloaded), inserts_default_system(reloaded)) == (im_end, True)
+
     # No system instruction and no system turn: an empty system turn, not SmolLM2's 16-token default.
     assert render_prompt("Q?", tokenizer, None).startswith(
         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nQ?"
