@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from tunix_rt.data import loader
 from tunix_rt.data.loader import Problem, load_traces
+from tunix_rt.data.schema import ReasoningTrace
 from tunix_rt.errors import DataError
+from tunix_rt.train.render import render_completion
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dev-reasoning-v2.jsonl"
 
@@ -66,7 +68,7 @@ SHAPES = [
         {"prompt": "Q?", "completion": "3 + 4 = 7\n7"},
         "prompt_completion",
         "Q?",
-        ["3 + 4 = 7", "7"],
+        ["3 + 4 = 7"],  # the last line is the answer, not also a step (issue 13 §5)
         "7",
         id="prompt_completion_last_line",
     ),
@@ -116,7 +118,7 @@ def test_accepted_shapes(tmp_path, record, conversion, prompt, steps, answer):
         assert result.conversions == {}
 
 
-def test_chat_keeps_system_turn_and_uses_last_assistant(tmp_path):
+def test_chat_keeps_system_turn_and_earlier_turns_and_uses_last_assistant(tmp_path):
     record = {
         "messages": [
             {"role": "system", "content": "sys"},
@@ -127,7 +129,41 @@ def test_chat_keeps_system_turn_and_uses_last_assistant(tmp_path):
         ]
     }
     trace = one(tmp_path, record).traces[0]
-    assert (trace.prompt, trace.final_answer, trace.meta["system"]) == ("second", "2", "sys")
+    assert (trace.prompt, [s.content for s in trace.steps], trace.final_answer) == ("second", ["y"], "2")
+    assert trace.meta["chat_history"] == record["messages"][:3]
+    # The trace is still plain ReasoningTrace JSON: it round-trips with its history.
+    assert ReasoningTrace.model_validate(trace.to_json_dict()) == trace
+
+
+def test_one_turn_chat_has_no_history(tmp_path):
+    record = {
+        "messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "a\nAnswer: 1"}]
+    }
+    assert one(tmp_path, record).traces[0].meta == {"converted_from": "chat"}
+
+
+@pytest.mark.parametrize(
+    ("record", "rendered"),
+    [
+        (
+            {"prompt": "Q?", "completion": "First 3 + 4 = 7.\nSo it is 7."},
+            "1. First 3 + 4 = 7.\nAnswer: So it is 7.",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Q?"},
+                    {"role": "assistant", "content": "1. 2 + 2 = 4\n2. 4"},
+                ]
+            },
+            "1. 2 + 2 = 4\nAnswer: 4",
+        ),
+    ],
+    ids=["prompt_completion", "chat"],
+)
+def test_completion_without_answer_line_is_not_duplicated(tmp_path, record, rendered):
+    # Before: the last line was both the last step and the answer ("2. 4\nAnswer: 4").
+    assert render_completion(one(tmp_path, record).traces[0]) == rendered
 
 
 def test_export_metadata_kept(tmp_path):
@@ -211,6 +247,33 @@ BAD = [
         "completion",
         "no reasoning",
         id="completion_only_answer",
+    ),
+    pytest.param(
+        b'{"prompt": "q", "completion": "just one line"}',
+        "completion",
+        "no reasoning",
+        id="completion_one_line_no_answer_line",
+    ),
+    pytest.param(
+        b'{"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "t"},'
+        b' {"role": "assistant", "content": "a\\nAnswer: 1"}]}',
+        "messages[1].role",
+        "expected one of system, user, assistant",
+        id="chat_unknown_role",
+    ),
+    pytest.param(
+        b'{"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"},'
+        b' {"role": "assistant", "content": "a\\nAnswer: 1"}]}',
+        "messages[1]",
+        "must directly follow the user turn messages[0]",
+        id="chat_turn_between_question_and_reply",
+    ),
+    pytest.param(
+        b'{"prompt": "q", "steps": [{"i": 0, "content": "s"}], "final_answer": "1",'
+        b' "meta": {"chat_history": [{"role": "bot", "content": "x"}]}}',
+        "meta",
+        "chat_history[0].role",
+        id="native_bad_chat_history",
     ),
 ]
 

@@ -5,7 +5,9 @@ Accepted shapes (detected by their keys, in this order):
 - native:            {trace_version?, prompt, steps: [{i, type, content}], final_answer, meta?}
 - "export":          the original's export {prompts, trace_steps: [str], final_answer, metadata}
 - "chat":            {messages: [{role, content}]}: last assistant turn = completion, the user turn
-                     before it = prompt, a system turn is kept in meta["system"]
+                     before it = prompt, every turn before that (system turns included) kept in
+                     meta["chat_history"] so the whole conversation is rendered (train/render.py);
+                     the loss still covers the last assistant turn only
 - "gsm8k":           {question, answer} with the answer's last line "#### N"
 - "prompt_completion": {prompt, completion}
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from tunix_rt.data.schema import CHAT_HISTORY, HISTORY_ROLES
 
 EXPORT = "export"
 CHAT = "chat"
@@ -101,8 +105,9 @@ def split_completion(completion: str) -> tuple[list[str], str]:
     """Completion text -> (step lines, final answer).
 
     An `Answer:` / `Final answer:` line gives the answer (the last one wins) and is not a step;
-    without one the last line is the answer and stays the last step, since it is the step that
-    states it. Blank lines are dropped and leading step numbers ("1. ") stripped.
+    without one the last line is the answer and is not a step either, so the rendered completion
+    states it once (as its `Answer:` line), never twice. Blank lines are dropped and leading step
+    numbers ("1. ") stripped.
     """
     steps: list[str] = []
     answer: str | None = None
@@ -115,7 +120,7 @@ def split_completion(completion: str) -> tuple[list[str], str]:
             continue
         steps.append(_STEP_NUMBER.sub("", raw).strip())
     if answer is None:
-        answer = steps[-1] if steps else ""
+        answer = steps.pop() if steps else ""
     return steps, answer
 
 
@@ -125,7 +130,11 @@ def _from_prompt_completion(
     prompt = _string(record, "prompt")
     steps, answer = split_completion(_string(record, "completion"))
     if not steps:
-        raise ConversionError("completion", "no reasoning lines (only blank lines or an answer line)")
+        raise ConversionError(
+            "completion",
+            "no reasoning lines (only blank lines or an answer line; without an 'Answer:' line the "
+            "last line is the answer)",
+        )
     return {
         "prompt": prompt,
         "steps": _steps(steps),
@@ -153,15 +162,7 @@ def _from_gsm8k(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_chat(record: dict[str, Any]) -> dict[str, Any]:
-    messages = record["messages"]
-    if not isinstance(messages, list) or not messages:
-        raise ConversionError("messages", "expected a non-empty list of {role, content} objects")
-    for n, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ConversionError(f"messages[{n}]", f"expected an object, got {type(message).__name__}")
-        for key in ("role", "content"):
-            if not isinstance(message.get(key), str):
-                raise ConversionError(f"messages[{n}].{key}", "expected a string")
+    messages = _chat_messages(record)
     last_assistant = max((n for n, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last_assistant is None:
         raise ConversionError("messages", "no assistant turn")
@@ -169,6 +170,13 @@ def _from_chat(record: dict[str, Any]) -> dict[str, Any]:
     if user is None:
         raise ConversionError(
             "messages", f"no user turn before the assistant turn messages[{last_assistant}]"
+        )
+    if user + 1 != last_assistant:
+        # Rendering puts the completion right after the question: a turn in between would be lost.
+        raise ConversionError(
+            f"messages[{user + 1}]",
+            f"the last assistant turn messages[{last_assistant}] must directly follow the user turn "
+            f"messages[{user}]",
         )
     try:
         converted = _from_prompt_completion(
@@ -183,7 +191,23 @@ def _from_chat(record: dict[str, Any]) -> dict[str, Any]:
         # Name the chat field the user wrote, not the intermediate prompt/completion shape.
         field = {"completion": f"messages[{last_assistant}].content"}.get(exc.field, exc.field)
         raise ConversionError(field, exc.message) from exc
-    systems = [m["content"] for m in messages if m["role"] == "system"]
-    if systems:
-        converted["meta"]["system"] = "\n\n".join(systems)
+    if user:
+        converted["meta"][CHAT_HISTORY] = [
+            {"role": m["role"], "content": m["content"]} for m in messages[:user]
+        ]
     return converted
+
+
+def _chat_messages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = record["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise ConversionError("messages", "expected a non-empty list of {role, content} objects")
+    for n, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ConversionError(f"messages[{n}]", f"expected an object, got {type(message).__name__}")
+        for key in ("role", "content"):
+            if not isinstance(message.get(key), str):
+                raise ConversionError(f"messages[{n}].{key}", "expected a string")
+        if message["role"] not in HISTORY_ROLES:
+            raise ConversionError(f"messages[{n}].role", f"expected one of {', '.join(HISTORY_ROLES)}")
+    return messages

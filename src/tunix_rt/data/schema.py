@@ -14,6 +14,10 @@ SCHEMA_VERSION = "1.0"
 MAX_PROMPT_CHARS = 50_000
 MAX_STEP_CHARS = 20_000
 MAX_STEPS = 1_000
+# meta key holding the turns of a chat record before its question ([{role, content}], oldest
+# first), so the whole conversation is rendered; see data/convert.py and train/render.py.
+CHAT_HISTORY = "chat_history"
+HISTORY_ROLES = ("system", "user", "assistant")
 
 
 class TraceStep(BaseModel):
@@ -51,6 +55,22 @@ class ReasoningTrace(BaseModel):
         if not value.strip():
             raise ValueError("is blank")
         return value
+
+    @field_validator("meta")
+    @classmethod
+    def _valid_chat_history(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        # Checked here, not at render time, so a bad history is reported as FILE:LINE: meta.
+        history = meta.get(CHAT_HISTORY)
+        if history is None:
+            return meta
+        if not isinstance(history, list):
+            raise ValueError(f"{CHAT_HISTORY}: expected a list of {{role, content}} objects")
+        for n, turn in enumerate(history):
+            if not isinstance(turn, dict) or not isinstance(turn.get("content"), str):
+                raise ValueError(f"{CHAT_HISTORY}[{n}]: expected {{role, content}} with string content")
+            if turn.get("role") not in HISTORY_ROLES:
+                raise ValueError(f"{CHAT_HISTORY}[{n}].role: expected one of {', '.join(HISTORY_ROLES)}")
+        return meta
 
     @field_validator("steps")
     @classmethod

@@ -1,4 +1,4 @@
-"""Batched greedy decoding: left padding, KV cache, stop at EOS, deterministic.
+"""Batched greedy decoding: left padding, KV cache, stop at EOS or end-of-turn, deterministic.
 
 Prompts are encoded exactly as training encodes them (`encode_prompt`), sorted by length so each
 batch carries little padding, left-padded (so every row's next token sits in the last column) and
@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from tunix_rt.train.render import end_of_turn_id  # the token training completions end with
 from tunix_rt.train.tokenize import encode_prompt  # one encoding for training and evaluation
 
 
@@ -26,10 +27,11 @@ class Generation:
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
-    """The tokenizer's EOS plus any EOS ids of the model's generation config (e.g. Gemma's
-    <end_of_turn>), so chat models stop at the end of their turn."""
+    """The tokenizer's EOS, its chat template's end-of-turn token (the id a chat model's training
+    completions end with, e.g. <end_of_turn>, <|im_end|>) and any EOS ids of the model's
+    generation config, so chat models stop at the end of their turn."""
     ids: list[int] = []
-    candidates: list[Any] = [tokenizer.eos_token_id]
+    candidates: list[Any] = [tokenizer.eos_token_id, end_of_turn_id(tokenizer)]
     gen_config = getattr(model, "generation_config", None)
     if gen_config is not None:
         candidates.append(gen_config.eos_token_id)

@@ -1,7 +1,10 @@
 """Rendered traces -> token ids with a loss boundary, stored as contiguous arrays.
 
-Each example is `prompt ids + completion ids + EOS`; the loss covers the completion and the EOS
-(never the prompt). Prompt and completion are tokenised separately so the boundary is exact and the
+Each example is `prompt ids + completion ids + end id`; the loss covers the completion and the end
+id (never the prompt). The end id is the chat template's end-of-turn token for chat models (so they
+learn to close their turn as the template does) and EOS otherwise (`render.completion_end_id`). The
+prompt holds the whole conversation of a chat record (`render.trace_history`), so the loss covers
+its last assistant turn only. Prompt and completion are tokenised separately so the boundary is exact and the
 prompt ids are the very ids evaluation feeds the model (`encode_prompt` is shared with eval).
 Examples that do not fit `max_seq_length` are counted and left out whole: cutting one would teach
 the model to stop mid-answer.
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tunix_rt.errors import DataError
-from tunix_rt.train.render import render_completion, render_prompt
+from tunix_rt.train.render import completion_end_id, render_completion, render_prompt, trace_history
 
 
 def _bos_prefix(tokenizer: Any, prompt_text: str) -> list[int]:
@@ -70,11 +73,11 @@ def tokenize_traces(
 ) -> TokenizedDataset:
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no EOS token: the model could never learn where an answer ends")
-    prompts = [render_prompt(t.prompt, tokenizer, system_instruction) for t in traces]
+    prompts = [render_prompt(t.prompt, tokenizer, system_instruction, trace_history(t)) for t in traces]
     completions = [render_completion(t) for t in traces]
     prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
     completion_ids = tokenizer(completions, add_special_tokens=False).input_ids
-    eos = tokenizer.eos_token_id
+    end = completion_end_id(tokenizer)
 
     chunks: list[list[int]] = []
     prompt_lengths: list[int] = []
@@ -82,7 +85,7 @@ def tokenize_traces(
     too_long: list[int] = []
     for k, (p_ids, c_ids) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
         bos = _bos_prefix(tokenizer, prompts[k])
-        ids = bos + p_ids + c_ids + [eos]
+        ids = bos + p_ids + c_ids + [end]
         if len(ids) > max_seq_length:
             too_long.append(k)
             continue
