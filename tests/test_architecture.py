@@ -97,7 +97,7 @@ ALLOWED = {
     "tunix_rt.data": BASE,
     "tunix_rt.device": BASE,
     "tunix_rt.eval": BASE | {"tunix_rt.data", "tunix_rt.device", "tunix_rt.evidence", "tunix_rt.train"},
-    "tunix_rt.runs": BASE | {"tunix_rt.evidence"},
+    "tunix_rt.runs": BASE | {"tunix_rt.config", "tunix_rt.evidence"},
     "tunix_rt.train": BASE
     | {"tunix_rt.config", "tunix_rt.data", "tunix_rt.device", "tunix_rt.evidence", "tunix_rt.runs"},
     "tunix_rt.recipes": BASE
