@@ -45,7 +45,7 @@ def dataset_files(root: Path) -> list[str]:
 
 def dataset_listing(root: Path) -> dict[str, Any]:
     keys = [{"key": spec.key, "description": spec.description} for spec in DATASETS.values()]
-    return {"files": dataset_files(root), "keys": keys}
+    return {"files": dataset_files(root), "bundled": keys}
 
 
 def _trace_rows(result: Any, offset: int) -> list[dict[str, Any]]:
