@@ -142,9 +142,14 @@ def raw_get(app, raw_path: str) -> tuple[int, str]:
     from urllib.parse import unquote
 
     sent: list[dict] = []
+    requested: list[bool] = []
 
     async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(30)  # the client stays connected until the response is complete
+        return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
         sent.append(message)
