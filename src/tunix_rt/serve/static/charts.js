@@ -21,7 +21,7 @@
     }));
     var opts = { title: title, width: width(el), height: 220, series: series,
                  scales: { x: { time: false } }, axes: [{ label: "step" }, { size: 60 }],
-                 legend: { show: columns.length > 1 } };
+                 legend: { show: columns.length > 1, live: false } };
     var target = el.querySelector(".plot");
     target.innerHTML = "";
     var chart = new uPlot(opts, data, target);
