@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers_train import scratch_config
 
 _BUILT: dict[str, Path] = {}
@@ -80,16 +82,13 @@ def build_runs(base: Path) -> Path:
     common = {"eval_set": str(evalset), "eval_max_new_tokens": 16, "save_every_steps": 20}
     _train(data, root / "completed-a", max_steps=N_STEPS_A, learning_rate=1e-2, **common)
     _train(data, root / "completed-b", max_steps=20, learning_rate=3e-3, **common)
-    try:
+    with pytest.raises(loop._SimulatedKill):  # the run is meant to die: its directory is the "failed" case
         _train(data, root / "failed", max_steps=8, stop_after_steps=3)
-    except loop._SimulatedKill:
-        pass  # the run is meant to die: its directory is the "failed" case
     original, interrupting = _interrupt_after(3)
     RunDirectory.append_metrics = interrupting
     try:
-        _train(data, root / "interrupted", max_steps=8)
-    except KeyboardInterrupt:
-        pass  # as above: the directory is the "interrupted" case
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C at step 3: the "interrupted" case
+            _train(data, root / "interrupted", max_steps=8)
     finally:
         RunDirectory.append_metrics = original
     _damage(root)
@@ -98,7 +97,7 @@ def build_runs(base: Path) -> Path:
     shutil.copytree(base / "short" / "eval", root / "completed-a" / "eval_before")
     (root / "datasets").mkdir()
     shutil.copy(data, root / "datasets" / "traces.jsonl")
-    bad = (root / "datasets" / "broken.jsonl")
+    bad = root / "datasets" / "broken.jsonl"
     bad.write_text(data.read_text().splitlines()[0] + "\n" + '{"prompt": "x", "steps": []}\nnot json\n')
     _BUILT["root"] = root
     return root
@@ -125,7 +124,13 @@ class LiveWriter:
         src, self.dir = root / source, root / name
         if self.dir.exists():
             shutil.rmtree(self.dir)
-        shutil.copytree(src, self.dir, ignore=shutil.ignore_patterns("eval*", "metrics.jsonl", "README.md", "final_model", "report.html"))
+        shutil.copytree(
+            src,
+            self.dir,
+            ignore=shutil.ignore_patterns(
+                "eval*", "metrics.jsonl", "README.md", "final_model", "report.html"
+            ),
+        )
         manifest = json.loads((src / "run_manifest.json").read_text())
         manifest.update(status="running", summary=None, eval=None)
         (self.dir / "run_manifest.json").write_text(json.dumps(manifest))

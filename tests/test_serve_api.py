@@ -116,7 +116,9 @@ def test_eval_page_filters_predictions_and_shows_before_after(client, root) -> N
 
 
 def test_compare_overlays_runs_and_diffs_config(client) -> None:
-    text = client.get("/compare", params=[("run", "completed-a"), ("run", "completed-b"), ("run", "failed")]).text
+    text = client.get(
+        "/compare", params=[("run", "completed-a"), ("run", "completed-b"), ("run", "failed")]
+    ).text
     assert "training.learning_rate" in text and "training.max_steps" in text
     assert "completed-b vs completed-a" in text and "failed vs completed-a" in text
     data = json.loads(text.split('id="compare-data" type="application/json">')[1].split("</script>")[0])

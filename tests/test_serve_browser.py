@@ -142,9 +142,7 @@ def test_a_running_runs_chart_grows_without_a_reload(server, page, root, tmp_pat
         page.wait_for_selector('[data-curve="loss"] .points')
         first = page.evaluate("window.tunixCharts.loss.data[0].length")
         page.evaluate("window.__sameDocument = true")  # lost if the page reloads
-        page.wait_for_function(
-            f"window.tunixCharts.loss.data[0].length >= {first + 3}", timeout=WAIT_MS
-        )
+        page.wait_for_function(f"window.tunixCharts.loss.data[0].length >= {first + 3}", timeout=WAIT_MS)
         assert page.evaluate("window.__sameDocument === true")
         shown = int(page.get_attribute('[data-curve="loss"] .points', "data-points"))
         assert shown >= first + 3

@@ -36,7 +36,9 @@ def render_html_report(run_dir: Path) -> str:
     after_dir = run_dir / detail.EVAL_DIR
     summary, problem = detail.read_summary(after_dir)
     rows = detail.predictions(after_dir)
-    env = Environment(loader=FileSystemLoader(str(_SERVE / "templates")), autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=FileSystemLoader(str(_SERVE / "templates")), autoescape=select_autoescape(["html"])
+    )
     context: dict[str, Any] = {
         "name": view.name,
         "view": view,

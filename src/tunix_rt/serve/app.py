@@ -46,8 +46,11 @@ def _page(request: Request, template: str, context: dict[str, Any]) -> Response:
 
 async def runs_page(request: Request) -> Response:
     q = request.query_params
-    return _page(request, "runs.html", pages.runs_context(_root(request), q.get("sort", "score"),
-                                                          q.get("status", ""), q.get("q", "")))
+    return _page(
+        request,
+        "runs.html",
+        pages.runs_context(_root(request), q.get("sort", "score"), q.get("status", ""), q.get("q", "")),
+    )
 
 
 async def run_page(request: Request) -> Response:
@@ -58,7 +61,9 @@ async def run_page(request: Request) -> Response:
 async def eval_page(request: Request) -> Response:
     name, path = _run_dir(request)
     q = request.query_params
-    return _page(request, "eval.html", pages.eval_context(name, path, q.get("show", "all"), q.get("category", "")))
+    return _page(
+        request, "eval.html", pages.eval_context(name, path, q.get("show", "all"), q.get("category", ""))
+    )
 
 
 async def compare_page(request: Request) -> Response:
@@ -69,8 +74,11 @@ async def compare_page(request: Request) -> Response:
 async def datasets_page(request: Request) -> Response:
     q = request.query_params
     offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
-    return _page(request, "datasets.html", pages.datasets_context(_root(request), q.get("path", ""),
-                                                                  q.get("key", ""), offset))
+    return _page(
+        request,
+        "datasets.html",
+        pages.datasets_context(_root(request), q.get("path", ""), q.get("key", ""), offset),
+    )
 
 
 async def api_runs(request: Request) -> Response:

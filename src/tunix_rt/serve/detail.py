@@ -62,7 +62,9 @@ def reproduce_command(view: RunView) -> str | None:
 
 
 def evidence(run_dir: Path) -> list[dict[str, Any]]:
-    return [{"name": name, "proves": proves, "present": (run_dir / name).exists()} for name, proves in EVIDENCE]
+    return [
+        {"name": name, "proves": proves, "present": (run_dir / name).exists()} for name, proves in EVIDENCE
+    ]
 
 
 def checkpoints(run_dir: Path) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ def run_context(name: str, path: Path) -> dict[str, Any]:
         return {**context, "view": view, "sections": detail.manifest_sections(view),
                 "command": detail.reproduce_command(view), "checkpoints": detail.checkpoints(path),
                 "eval_summary": view.eval_summary, "problems": view.problems}  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - a damaged run shows why instead of an error page
+    except Exception as exc:  # a damaged run shows why instead of an error page
         return {"name": name, "unreadable": f"{type(exc).__name__}: {exc}"}
 
 
@@ -86,8 +86,13 @@ def eval_context(name: str, path: Path, show: str, category: str) -> dict[str, A
         flips = detail.flips(before["all_rows"], after["all_rows"]) if before and after else None
         return {"name": name, "unreadable": None, "after": after, "before": before, "flips": flips,
                 "show": show, "category": category, "filters": list(detail.FILTERS)}  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - a damaged eval shows why instead of an error page
-        return {"name": name, "unreadable": f"{type(exc).__name__}: {exc}", "show": show, "category": category}
+    except Exception as exc:  # a damaged eval shows why instead of an error page
+        return {
+            "name": name,
+            "unreadable": f"{type(exc).__name__}: {exc}",
+            "show": show,
+            "category": category,
+        }
 
 
 def _compare_pair(base: Any, other: Any) -> dict[str, Any]:

@@ -61,7 +61,9 @@ def progress(view: RunView, metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "step": step,
         "total": total,
-        "fraction": step / total if isinstance(step, (int, float)) and isinstance(total, int) and total else None,
+        "fraction": step / total
+        if isinstance(step, (int, float)) and isinstance(total, int) and total
+        else None,
         "tokens_per_sec": last.get("tokens_per_sec", view.get("summary.tokens_per_sec")),
         "eta_s": eta,
         "last_loss": last.get("loss"),
@@ -98,7 +100,7 @@ def run_row(root: Path, run_dir: Path) -> dict[str, Any]:
             "progress": progress(view, metrics),
             "problems": view.problems,
         }
-    except Exception as exc:  # noqa: BLE001 - one damaged run must never take the whole page down
+    except Exception as exc:  # one damaged run must never take the whole page down
         return {"name": name, "unreadable": f"{type(exc).__name__}: {exc}", "status": "unreadable"}
 
 
@@ -117,7 +119,9 @@ def sort_and_filter(
         rows = [r for r in rows if r.get("status") == status]
     if query:
         q = query.lower()
-        rows = [r for r in rows if any(q in str(r.get(k) or "").lower() for k in ("name", "model", "dataset"))]
+        rows = [
+            r for r in rows if any(q in str(r.get(k) or "").lower() for k in ("name", "model", "dataset"))
+        ]
     sort = sort if sort in SORT_KEYS else "score"
     present = [r for r in rows if r.get(sort) is not None]
     missing = [r for r in rows if r.get(sort) is None]
