@@ -212,3 +212,22 @@ def test_files_route_serves_evidence_inside_root(client, root) -> None:
     response = client.get("/files/completed-a/config.yaml")
     assert response.status_code == 200
     assert response.text == (root / "completed-a" / "config.yaml").read_text()
+
+
+def test_report_command_writes_a_self_contained_report_html(root, tmp_path, capsys) -> None:
+    import re
+    import shutil
+
+    from tunix_rt.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(root / "completed-a", run, ignore=shutil.ignore_patterns("final_model", "checkpoints"))
+    assert main(["report", str(run)]) == 0
+    assert f"wrote {run / 'report.html'}" in capsys.readouterr().out
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing loaded from elsewhere
+    assert "uPlot" in html and 'id="report-data"' in html
+    data = json.loads(html.split('id="report-data" type="application/json">')[1].split("</script>")[0])
+    assert len(data["series"]["loss"]) == N_STEPS_A
+    predictions = (run / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert html.count('class="pred"') == len(predictions) == N_EVAL
