@@ -135,9 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_handler("tunix_rt.runs.compare:compare_command"))
 
-    p = commands.add_parser("report", help="(re)write a run's README.md with its loss curve and scorecard")
+    p = commands.add_parser(
+        "report", help="(re)write a run's README.md and report.html (curves, scorecard, predictions)"
+    )
     p.add_argument("run", help="run directory")
     p.set_defaults(func=_handler("tunix_rt.runs.report:report_command"))
+
+    # --- serve ------------------------------------------------------------------------------
+    p = commands.add_parser("serve", help="local read-only web dashboard over a folder of run directories")
+    p.add_argument(
+        "root", nargs="?", default="runs", help="directory holding run directories (default ./runs)"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=_handler("tunix_rt.serve.command:serve_command"))
 
     # --- demo -------------------------------------------------------------------------------
     p = commands.add_parser("demo", help="the embedded default end to end: data, train, eval, summary")

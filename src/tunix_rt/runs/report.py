@@ -1,4 +1,5 @@
-"""`tunix-rt report RUN`: (re)write RUN/README.md, the index a stranger reads to verify a run.
+"""`tunix-rt report RUN`: (re)write RUN/README.md, the index a stranger reads to verify a run
+(and RUN/report.html, see html_report.py).
 
 It says what each file proves, gives the headline figures, the exact command to reproduce the run,
 the loss curve (RUN/loss_curve.png, redrawn from metrics.jsonl) and the eval scorecard. Training
@@ -147,4 +148,7 @@ def report_command(args: argparse.Namespace) -> int:
         raise RunDirError(f"{run_dir}: not a run directory (no {MANIFEST})")
     path = write_run_readme(run_dir)
     print(f"wrote {path}")
+    from tunix_rt.runs.html_report import write_html_report  # jinja2 only when a report is asked for
+
+    print(f"wrote {write_html_report(run_dir)}")
     return 0
