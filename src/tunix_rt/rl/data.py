@@ -11,6 +11,8 @@ naming file and line. "Cannot interpret" means any of:
 
 * blank after stripping whitespace;
 * more than one line (the scorer reads one answer line, so the gold could never be matched);
+* nothing left after the scorer's normalisation (only punctuation, quotes or wrappers such as
+  "?!" or "**"): it would equal any answer line that normalises to nothing, such as "Answer: .";
 * `score(f"Answer: {gold}", gold)` is not correct: the scorer cannot match the gold answer even
   against itself written as an answer line (for instance one made only of punctuation).
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from tunix_rt.data.evalsets import load_eval_set
 from tunix_rt.errors import DataError
-from tunix_rt.eval.score import score
+from tunix_rt.eval.score import normalize, score
 from tunix_rt.fsutil import jsonl_lines
 
 MAX_ERRORS_IN_MESSAGE = 10
@@ -89,6 +91,8 @@ def gold_problem(gold: str) -> str | None:
         return "gold answer is blank"
     if len(gold.strip().splitlines()) > 1:
         return f"gold answer {gold!r} spans several lines; an answer line holds one"
+    if not normalize(gold):
+        return f"gold answer {gold!r} is only punctuation or wrappers; the scorer compares nothing"
     judged = score(f"Answer: {gold}", gold)
     if not judged.correct:
         return f"gold answer {gold!r} does not match itself under the scorer ({judged.rule})"
@@ -97,10 +101,9 @@ def gold_problem(gold: str) -> str | None:
 
 def _record_lines(path: Path) -> tuple[list[int], str]:
     """Line numbers of the non-blank records, and the name of the field holding the gold answer."""
-    lines = [
-        n for n, line in enumerate(jsonl_lines(path.read_text(encoding="utf-8")), start=1) if line.strip()
-    ]
-    first = json.loads(jsonl_lines(path.read_text(encoding="utf-8"))[lines[0] - 1]) if lines else {}
+    text_lines = jsonl_lines(path.read_text(encoding="utf-8"))
+    lines = [n for n, line in enumerate(text_lines, start=1) if line.strip()]
+    first = json.loads(text_lines[lines[0] - 1]) if lines else {}
     for name in ("expected_answer", "final_answer", "answer"):
         if isinstance(first, dict) and name in first:
             return lines, name
