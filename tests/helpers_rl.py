@@ -64,8 +64,12 @@ def write_digit_prompts(path: Path, n: int, answer: str = "7", seed: int = 1) ->
     """An eval-set file whose every question has the same gold answer."""
     records = [
         {
-            "id": f"q{k}", "prompt": q, "expected_answer": answer,
-            "section": "core", "category": "digit", "difficulty": "easy",
+            "id": f"q{k}",
+            "prompt": q,
+            "expected_answer": answer,
+            "section": "core",
+            "category": "digit",
+            "difficulty": "easy",
         }  # fmt: skip
         for k, q in enumerate(questions(n, seed=seed))
     ]

@@ -37,7 +37,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _request(model: Path, data: Path, out: Path, *, resume: bool = False, grpo: dict | None = None, **training: Any) -> TrainRequest:
+def _request(
+    model: Path, data: Path, out: Path, *, resume: bool = False, grpo: dict | None = None, **training: Any
+) -> TrainRequest:
     base = {
         "device": "cpu", "dtype": "float32", "batch_size": 4, "max_steps": 4, "learning_rate": 1e-2,
         "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1, "seed": 3,
@@ -57,9 +59,9 @@ def _steps(run: Path) -> list[dict[str, Any]]:
 def test_correctness_rises_on_a_learnable_task(digit_model: Path, tmp_path: Path) -> None:
     data = write_digit_prompts(tmp_path / "p.jsonl", 16)
     run = tmp_path / "run"
-    train(_request(digit_model, data, run, max_steps=10, eval_set=str(data), grpo={"num_generations": 8}))
+    train(_request(digit_model, data, run, max_steps=16, eval_set=str(data), grpo={"num_generations": 8}))
     steps = _steps(run)
-    assert len(steps) == 10
+    assert len(steps) == 16
     first = sum(s["correctness_rate"] for s in steps[:3]) / 3
     last = sum(s["correctness_rate"] for s in steps[-3:]) / 3
     assert last > first + 0.2, [s["correctness_rate"] for s in steps]
@@ -71,6 +73,7 @@ def test_correctness_rises_on_a_learnable_task(digit_model: Path, tmp_path: Path
     assert manifest["status"] == "completed" and manifest["method"] == "grpo"
     lift = manifest["eval"]
     assert lift["lift"] == pytest.approx(lift["after"] - lift["before"])
+    assert lift["after"] > lift["before"]  # greedy answers on the prompt set moved to the rewarded digit
     assert manifest["eval_before"]["n_items"] == 16
     assert (run / "final_model" / "tunix_rt_render.json").is_file()
 
@@ -106,3 +109,20 @@ def test_refusals_come_before_the_run_directory(digit_model: Path, tmp_path: Pat
     with pytest.raises(ConfigError, match="grpo.rewards.no_such_mod:f"):
         train(_request(digit_model, good, tmp_path / "r2", grpo={"rewards": {"no_such_mod:f": 1.0}}))
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_zero_signal_groups_are_counted_and_resampled(digit_model: Path, tmp_path: Path) -> None:
+    data = write_digit_prompts(tmp_path / "p.jsonl", 8)
+    run = tmp_path / "run"
+    # Correctness alone: a group of 4 that never names the digit has all-equal rewards.
+    knobs = {"num_generations": 4, "rewards": {"correctness": 1.0}, "resample_zero_signal": 3}
+    train(_request(digit_model, data, run, max_steps=2, grpo=knobs))
+    steps = _steps(run)
+    assert all(s["zero_signal_fraction"] > 0 for s in steps)  # the starting model rarely names 7
+    assert sum(s["resampled_groups"] for s in steps) > 0
+    for s in steps:  # a resampled group with a spread replaces one without: never more zero-signal
+        assert s["zero_signal_fraction_trained"] <= s["zero_signal_fraction"]
+        groups = 4  # batch_size prompts
+        assert s["resampled_groups"] == round(
+            (s["zero_signal_fraction"] - s["zero_signal_fraction_trained"]) * groups
+        )

@@ -91,7 +91,11 @@ def train(req: TrainRequest) -> dict[str, Any]:
 
     # 1. Device first: a device we cannot use is refused before anything is loaded or written.
     choice = resolve_device(req.device)
-    dtype_name = choose_dtype(choice, tcfg.dtype)
+    # GRPO computes in float32 for now (no autocast yet): the manifest says so rather than echoing
+    # a training.dtype that would not be applied.
+    if choose_dtype(choice, tcfg.dtype) != "float32" and tcfg.dtype != "auto":
+        raise ConfigError(f"training.dtype: GRPO runs in float32 for now, not {tcfg.dtype}")
+    dtype_name = "float32"
     device = torch.device(choice.device)
     attention = attention_for(cfg.model.attn_implementation, device.type)
 
@@ -351,6 +355,7 @@ class Scored:
     correct: list[bool]
     group_size: int
     resampled_groups: int = 0
+    zero_signal_sampled: int = 0  # groups without signal as first sampled, before any resampling
 
 
 def _score(
@@ -395,6 +400,7 @@ def _sample_and_score(
 
     scored = _score(sample(texts), items, texts, rewards, gcfg)
     g = gcfg.num_generations
+    scored.zero_signal_sampled = int(zero_signal_groups(torch.tensor(scored.totals), g).sum())
     for _ in range(gcfg.resample_zero_signal):
         flat = zero_signal_groups(torch.tensor(scored.totals), g).nonzero().flatten().tolist()
         if not flat:
@@ -512,7 +518,8 @@ def _step_record(
         format_rate=sum(formats) / len(formats),
         completion_length_mean=sum(lengths) / len(lengths),
         completion_length_max=max(lengths),
-        zero_signal_fraction=_zero_signal_fraction(scored),
+        zero_signal_fraction=scored.zero_signal_sampled / (len(scored.totals) // scored.group_size),
+        zero_signal_fraction_trained=_zero_signal_fraction(scored),
         resampled_groups=scored.resampled_groups,
         kl=parts.kl,
         clip_fraction=parts.clip_fraction,

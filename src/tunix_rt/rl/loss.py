@@ -87,7 +87,7 @@ def grpo_loss(
         delta = ref_logps - logps
         kl = torch.exp(delta) - delta - 1
         per_token = per_token + beta * kl
-        kl_value = float((kl * mask).sum() / mask.sum().clamp(min=1))
+        kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
     total = (per_token * mask).sum()
     if aggregation == "dapo":
         loss = total / mask.sum().clamp(min=1)
