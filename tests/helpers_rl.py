@@ -13,8 +13,8 @@ import random
 from pathlib import Path
 
 import torch
-from helpers_models import make_tiny_model, make_tokenizer
 
+from helpers_models import make_tiny_model, make_tokenizer
 from tunix_rt.train.render import render_prompt
 
 
@@ -47,7 +47,7 @@ def _fit(model, tokenizer, optimizer, rng: random.Random, steps: int) -> None:
         for question in questions(16, seed=rng.randint(0, 10**6)):
             prompt = tokenizer(render_prompt(question), add_special_tokens=False).input_ids
             completion = tokenizer(f"Answer: {rng.randint(0, 9)}", add_special_tokens=False).input_ids
-            rows.append((prompt, completion + [tokenizer.eos_token_id]))
+            rows.append((prompt, [*completion, tokenizer.eos_token_id]))
         width = max(len(p) + len(c) for p, c in rows)
         ids = torch.full((len(rows), width), tokenizer.pad_token_id)
         labels = torch.full((len(rows), width), -100)
@@ -70,7 +70,7 @@ def write_digit_prompts(path: Path, n: int, answer: str = "7", seed: int = 1) ->
             "section": "core",
             "category": "digit",
             "difficulty": "easy",
-        }  # fmt: skip
+        }
         for k, q in enumerate(questions(n, seed=seed))
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import torch
+
 from helpers_rl import make_digit_model, write_digit_prompts
 from helpers_train import read_weights
-
 from tunix_rt.config import Config
 from tunix_rt.errors import ConfigError, DataError
 from tunix_rt.recipes.grpo import COMPLETIONS, train
@@ -106,7 +106,7 @@ def test_refusals_come_before_the_run_directory(digit_model: Path, tmp_path: Pat
     with pytest.raises(DataError, match=rf"{bad}:1: expected_answer"):
         train(_request(digit_model, bad, tmp_path / "r1"))
     good = write_digit_prompts(tmp_path / "good.jsonl", 3)
-    with pytest.raises(ConfigError, match="grpo.rewards.no_such_mod:f"):
+    with pytest.raises(ConfigError, match=r"grpo\.rewards\.no_such_mod:f"):
         train(_request(digit_model, good, tmp_path / "r2", grpo={"rewards": {"no_such_mod:f": 1.0}}))
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers_models import make_tiny_model, make_tokenizer
 
+from helpers_models import make_tiny_model, make_tokenizer
 from tunix_rt.eval.generate import generate
 from tunix_rt.rl.sampling import update_batch
 
