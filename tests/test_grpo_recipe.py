@@ -126,3 +126,20 @@ def test_zero_signal_groups_are_counted_and_resampled(digit_model: Path, tmp_pat
         assert s["resampled_groups"] == round(
             (s["zero_signal_fraction"] - s["zero_signal_fraction_trained"]) * groups
         )
+
+
+def test_starts_from_a_finished_sft_run_directory(digit_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    sft_run = tmp_path / "sft-run"
+    shutil.copytree(digit_model, sft_run / "final_model")
+    settings = {"template": "plain", "system_instruction": "Answer with one digit."}
+    (sft_run / "final_model" / "tunix_rt_render.json").write_text(json.dumps(settings), encoding="utf-8")
+    (sft_run / "run_manifest.json").write_text(json.dumps({"run_id": "sft", "status": "completed"}), encoding="utf-8")
+    data = write_digit_prompts(tmp_path / "p.jsonl", 4)
+    run = tmp_path / "run"
+    train(_request(sft_run, data, run, max_steps=1))
+    # The SFT run's rendering travels on: GRPO sampled with it and its final model keeps it.
+    assert json.loads((run / "final_model" / "tunix_rt_render.json").read_text()) == settings
+    manifest = json.loads((run / "run_manifest.json").read_text())
+    assert manifest["model"]["id"] == str(sft_run) and manifest["status"] == "completed"
