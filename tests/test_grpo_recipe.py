@@ -135,7 +135,9 @@ def test_starts_from_a_finished_sft_run_directory(digit_model: Path, tmp_path: P
     shutil.copytree(digit_model, sft_run / "final_model")
     settings = {"template": "plain", "system_instruction": "Answer with one digit."}
     (sft_run / "final_model" / "tunix_rt_render.json").write_text(json.dumps(settings), encoding="utf-8")
-    (sft_run / "run_manifest.json").write_text(json.dumps({"run_id": "sft", "status": "completed"}), encoding="utf-8")
+    (sft_run / "run_manifest.json").write_text(
+        json.dumps({"run_id": "sft", "status": "completed"}), encoding="utf-8"
+    )
     data = write_digit_prompts(tmp_path / "p.jsonl", 4)
     run = tmp_path / "run"
     train(_request(sft_run, data, run, max_steps=1))
@@ -143,3 +145,84 @@ def test_starts_from_a_finished_sft_run_directory(digit_model: Path, tmp_path: P
     assert json.loads((run / "final_model" / "tunix_rt_render.json").read_text()) == settings
     manifest = json.loads((run / "run_manifest.json").read_text())
     assert manifest["model"]["id"] == str(sft_run) and manifest["status"] == "completed"
+
+
+DRIVER = """
+import sys
+sys.path[:0] = {paths!r}
+import torch
+torch.set_num_threads(1)
+from test_grpo_recipe import _request
+from tunix_rt.recipes.grpo import train
+from pathlib import Path
+train(_request(Path({model!r}), Path({data!r}), Path({out!r}), max_steps=100_000, save_every_steps=2))
+"""
+
+
+def _start_driver(model: Path, data: Path, out: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    tests = str(Path(__file__).parent)
+    src = str(Path(__file__).parents[1] / "src")
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(paths=[src, tests], model=str(model), data=str(data), out=str(out)))
+    return subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_steps(out: Path, n: int) -> None:
+    import time
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if (out / "metrics.jsonl").is_file() and len(_steps(out)) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} logged steps in time")
+
+
+def _assert_completions_follow_the_steps(out: Path, last_step: int) -> None:
+    rows = [json.loads(line) for line in (out / COMPLETIONS).read_text(encoding="utf-8").splitlines()]
+    per_step = 4 * 6  # batch_size prompts x num_generations
+    assert [r["step"] for r in rows] == [s for s in range(1, last_step + 1) for _ in range(per_step)]
+
+
+def test_kill_9_then_resume_redoes_lost_steps_once(digit_model: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tunix_rt.train import checkpoint as ckpt
+
+    data = write_digit_prompts(tmp_path / "p.jsonl", 8)
+    out = tmp_path / "run"
+    proc = _start_driver(digit_model, data, out, tmp_path)
+    _wait_for_steps(out, 3)  # a checkpoint at step 2, and step 3's lines past it
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "running"
+    saved = ckpt.read_state(ckpt.latest_checkpoint(out))["step"]
+    train(_request(digit_model, data, out, resume=True, max_steps=saved + 2, save_every_steps=2))
+    assert [s["step"] for s in _steps(out)] == list(range(1, saved + 3))
+    _assert_completions_follow_the_steps(out, saved + 2)
+
+
+def test_ctrl_c_saves_at_a_step_boundary(digit_model: Path, tmp_path: Path) -> None:
+    import signal
+
+    from tunix_rt.train import checkpoint as ckpt
+
+    data = write_digit_prompts(tmp_path / "p.jsonl", 8)
+    out = tmp_path / "run"
+    proc = _start_driver(digit_model, data, out, tmp_path)
+    _wait_for_steps(out, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "interrupted"
+    state = ckpt.read_state(ckpt.latest_checkpoint(out))
+    # "periodic" when the stop came right at a step that had just been saved (not written twice).
+    assert state["reason"] in ("interrupted", "periodic") and _steps(out)[-1]["step"] == state["step"]
+    assert "interrupted: checkpoint" in (out / "training_log.txt").read_text()
+    _assert_completions_follow_the_steps(out, state["step"])
