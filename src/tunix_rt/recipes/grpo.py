@@ -229,13 +229,19 @@ def _open_run(req: TrainRequest, choice: Any, dtype_name: str) -> RunDirectory:
     run = RunDirectory.open(req.output, resume=req.resume, overwrite=req.overwrite, command=command)
     for stale in ckpt.remove_partial_checkpoints(req.output):
         run.log.info(f"removed an incomplete checkpoint write: {stale.name}")
-    _accept_config(run, req, changed, at_step=0)
+    latest = ckpt.latest_checkpoint(req.output) if req.resume else None
+    _accept_config(run, req, changed, at_step=ckpt.read_state(latest)["step"] if latest else 0)
     timings = dict(run.manifest.get("timings", {}))
-    key = "resumed_at" if req.resume else "started_at"
-    timings[key] = [*timings.get(key, []), utc_now()] if req.resume else utc_now()
+    if req.resume:  # the command that started the run stays the one to reproduce it
+        run.manifest["resume_commands"] = [*run.manifest.get("resume_commands", []), command]
+        command = run.manifest.get("command", command)
+        timings["resumed_at"] = [*timings.get("resumed_at", []), utc_now()]
+    else:
+        timings["started_at"] = utc_now()
     run.update_manifest(
         status="running",
         method="grpo",
+        command=command,
         timings=timings,
         device={"type": choice.type, "name": choice.name, "reason": choice.reason, "dtype": dtype_name},
         versions=versions(),
