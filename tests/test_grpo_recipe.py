@@ -226,3 +226,15 @@ def test_ctrl_c_saves_at_a_step_boundary(digit_model: Path, tmp_path: Path) -> N
     assert state["reason"] in ("interrupted", "periodic") and _steps(out)[-1]["step"] == state["step"]
     assert "interrupted: checkpoint" in (out / "training_log.txt").read_text()
     _assert_completions_follow_the_steps(out, state["step"])
+
+
+def test_a_batch_the_model_cannot_hold_fails_before_step_one(digit_model: Path, tmp_path: Path) -> None:
+    data = write_digit_prompts(tmp_path / "p.jsonl", 4)
+    out = tmp_path / "run"
+    # The tiny GPT-2 has 256 positions: prompt + 250 completion tokens cannot fit.
+    with pytest.raises(
+        ConfigError, match=r"grpo\.max_completion_length: .* exceeds the model's 256 positions"
+    ):
+        train(_request(digit_model, data, out, grpo={"max_completion_length": 250}))
+    assert not (out / "metrics.jsonl").exists()
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "failed"

@@ -166,11 +166,9 @@ def _train(
     # 6. Eval before (a fresh run only) and the memory probe at the largest shape (every start).
     if tcfg.eval_set and state.step == 0:
         _evaluate(run, req, source_dir, model, tokenizer, device, EVAL_BEFORE_DIR, "eval_before")
-    rows = tcfg.batch_size * gcfg.num_generations
-    probe_longest_batch(
-        model, rows, max(prompt_lengths) + gcfg.max_completion_length, tokenizer.pad_token_id, device
+    _probe_memory(
+        model, tokenizer, tcfg.batch_size * gcfg.num_generations, max(prompt_lengths), gcfg, device, log
     )
-    log.info(f"memory probe: {rows} rows x {max(prompt_lengths) + gcfg.max_completion_length} tokens fit")
 
     # 7. The loop: sample, score, advantages, update; evidence at logging steps.
     model.train()
@@ -339,6 +337,42 @@ def _record_plan(
 
 
 # --- the step -------------------------------------------------------------------------------
+
+
+def _probe_memory(
+    model: Any,
+    tokenizer: Any,
+    rows: int,
+    longest_prompt: int,
+    gcfg: GrpoConfig,
+    device: torch.device,
+    log: Any,
+) -> None:
+    """The largest batch first: positions the model cannot hold, or memory it lacks, fail now."""
+    length = longest_prompt + gcfg.max_completion_length
+    limit = _max_positions(model)
+    if limit is not None and length > limit:
+        raise ConfigError(
+            f"grpo.max_completion_length: the longest prompt ({longest_prompt} tokens) + "
+            f"{gcfg.max_completion_length} completion tokens = {length} exceeds the model's {limit} positions"
+        )
+    try:
+        probe_longest_batch(model, rows, length, tokenizer.pad_token_id, device)
+    except torch.OutOfMemoryError as exc:
+        raise TrainingError(
+            f"out of memory at the largest batch this run reaches ({rows} rows x {length} tokens); lower "
+            "training.batch_size, grpo.num_generations or grpo.max_completion_length"
+        ) from exc
+    log.info(f"memory probe: {rows} rows x {length} tokens fit")
+
+
+def _max_positions(model: Any) -> int | None:
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def _step_prompts(
