@@ -163,12 +163,13 @@ def _train(
         state = _resume(req, run, resume_from, model, optimizer, scheduler, sampler, identity)
     _record_plan(run, req, prompts, model, tokenizer, gcfg, per_epoch, total_steps, state.step, dtype_name)
 
-    # 6. Eval before (a fresh run only) and the memory probe at the largest shape (every start).
-    if tcfg.eval_set and state.step == 0:
-        _evaluate(run, req, source_dir, model, tokenizer, device, EVAL_BEFORE_DIR, "eval_before")
+    # 6. The memory probe at the largest shape (every start, before anything slow), then eval
+    #    before training (a fresh run only).
     _probe_memory(
         model, tokenizer, tcfg.batch_size * gcfg.num_generations, max(prompt_lengths), gcfg, device, log
     )
+    if tcfg.eval_set and state.step == 0:
+        _evaluate(run, req, source_dir, model, tokenizer, device, EVAL_BEFORE_DIR, "eval_before")
 
     # 7. The loop: sample, score, advantages, update; evidence at logging steps.
     model.train()
