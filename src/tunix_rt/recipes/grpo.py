@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunix_rt.device.preflight import choose_dtype, resolve_device
+from tunix_rt.device.preflight import resolve_device
 from tunix_rt.errors import ConfigError, RunDirError, TrainingError
 from tunix_rt.eval.runner import read_render_settings, render_for_eval, resolve_model_dir
 from tunix_rt.evidence import EVAL_DIR, FINAL_MODEL, RunDirectory, utc_now, versions
@@ -91,9 +91,9 @@ def train(req: TrainRequest) -> dict[str, Any]:
 
     # 1. Device first: a device we cannot use is refused before anything is loaded or written.
     choice = resolve_device(req.device)
-    # GRPO computes in float32 for now (no autocast yet): the manifest says so rather than echoing
-    # a training.dtype that would not be applied.
-    if choose_dtype(choice, tcfg.dtype) != "float32" and tcfg.dtype != "auto":
+    # GRPO computes in float32 for now (no autocast yet): a dtype that would not be applied is
+    # refused rather than recorded.
+    if tcfg.dtype not in ("float32", "auto"):
         raise ConfigError(f"training.dtype: GRPO runs in float32 for now, not {tcfg.dtype}")
     dtype_name = "float32"
     device = torch.device(choice.device)
@@ -198,8 +198,9 @@ def _train(
             )
         if tcfg.save_every_steps and state.step % tcfg.save_every_steps == 0 and state.step < total_steps:
             _save(req, model, tokenizer, optimizer, scheduler, sampler, state, "periodic")
-        if stop.requested:
-            stop.checkpoint = f"checkpoint {_save(req, model, tokenizer, optimizer, scheduler, sampler, state, 'interrupted').name} saved"
+        if stop.requested:  # Ctrl-C / SIGTERM: stop here, at a step boundary, with a checkpoint
+            saved = _save(req, model, tokenizer, optimizer, scheduler, sampler, state, "interrupted")
+            stop.checkpoint = f"checkpoint {saved.name} saved"
             raise KeyboardInterrupt
     stop.disarm()
     _save(req, model, tokenizer, optimizer, scheduler, sampler, state, "final")
