@@ -9,7 +9,8 @@ tests/test_eval_generate.py checks that on a tiny GPT-2 and a tiny Llama.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class Generation:
     text: str  # decoded completion, special tokens removed, stop token excluded
     n_tokens: int  # generated tokens, including the stop token when there was one
     stopped_at_eos: bool
+    token_ids: tuple[int, ...] = ()  # the generated ids, stop token included (len == n_tokens)
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
@@ -81,10 +83,16 @@ def generate(
     batch_size: int,
     device: str | torch.device,
     stop_ids: Sequence[int] | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
 ) -> list[Generation]:
-    """Greedy completions for prompts, in the order given.
+    """Greedy completions for prompts, in the order given; sampled ones when temperature is set.
 
     stop_ids overrides the stop tokens (default: `stop_token_ids(tokenizer, model)`).
+    temperature / top_p: sample instead of decoding greedily (None keeps greedy decoding).
+    generator: the RNG that sampling draws from, so a run (and its resume) samples the same
+    sequences; the global torch RNG is left untouched (see `_sampling_rng`).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -102,28 +110,58 @@ def generate(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             input_ids, attention = _left_pad([encoded[i] for i in chunk], pad_id)
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                # Cleared so a checkpoint's sampling defaults cannot leak in or warn.
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad_id,
-                eos_token_id=stops or None,
-                use_cache=True,
-            )
+            with _sampling_rng(generator, device):
+                output = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention.to(device),
+                    max_new_tokens=max_new_tokens,
+                    **_decoding(temperature, top_p),
+                    pad_token_id=pad_id,
+                    eos_token_id=stops or None,
+                    use_cache=True,
+                )
             new_tokens = output[:, input_ids.shape[1] :].tolist()
             for row, index in zip(new_tokens, chunk, strict=True):
                 kept, stopped = _trim(row, set(stops))
+                n_tokens = len(kept) + (1 if stopped else 0)
                 results[index] = Generation(
                     text=tokenizer.decode(kept, skip_special_tokens=True),
-                    n_tokens=len(kept) + (1 if stopped else 0),
+                    n_tokens=n_tokens,
                     stopped_at_eos=stopped,
+                    token_ids=tuple(row[:n_tokens]),
                 )
     finally:
         model.train(was_training)
     return [r for r in results if r is not None]
+
+
+def _decoding(temperature: float | None, top_p: float | None) -> dict[str, Any]:
+    """model.generate's decoding arguments: greedy, or sampling with temperature and nucleus top_p."""
+    if temperature is None:
+        # Cleared so a checkpoint's sampling defaults cannot leak in or warn.
+        return {"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None, "top_k": None}
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0 (None decodes greedily)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
+    # top_k=0 turns off the checkpoint's default top-k (often 50): only temperature and top_p act.
+    return {"do_sample": True, "num_beams": 1, "temperature": temperature, "top_p": top_p or 1.0, "top_k": 0}
+
+
+@contextlib.contextmanager
+def _sampling_rng(generator: torch.Generator | None, device: str | torch.device) -> Iterator[None]:
+    """Sampling draws from `generator` without disturbing the global RNG.
+
+    `model.generate` samples with the global torch RNG and takes no generator, so a seed drawn from
+    `generator` seeds a forked global RNG for the call: the same generator state gives the same
+    samples, and dropout or data order elsewhere in training see an untouched global stream.
+    """
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    where = torch.device(device)
+    devices = [where.index or 0] if where.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,1 @@
+"""Reinforcement learning with verifiable rewards (GRPO): components used by recipes/grpo.py."""

@@ -1,0 +1,126 @@
+"""Sampling a step's groups and turning them into a batch the policy can score.
+
+All prompts x G completions of a step are generated together by the batched KV-cache generator
+that evaluation uses (`eval.generate.generate`, left padding, per-sequence stop on EOS /
+end-of-turn), drawing from a `torch.Generator` the checkpoint saves, so a resumed run samples
+exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tunix_rt.eval.generate import Generation, generate
+from tunix_rt.rl.loss import token_logprobs
+
+
+@dataclass
+class Samples:
+    """Completions laid out group by group: rows k*G .. k*G+G-1 answer prompt k."""
+
+    prompt_ids: list[list[int]]  # per row (each prompt repeated G times)
+    generations: list[Generation]
+
+    @property
+    def texts(self) -> list[str]:
+        return [g.text for g in self.generations]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [g.n_tokens for g in self.generations]
+
+    @property
+    def stopped(self) -> list[bool]:
+        return [g.stopped_at_eos for g in self.generations]
+
+
+def sample_groups(
+    model: Any,
+    tokenizer: Any,
+    prompt_texts: list[str],
+    *,
+    num_generations: int,
+    max_completion_length: int,
+    temperature: float,
+    top_p: float,
+    device: torch.device,
+    generator: torch.Generator,
+) -> Samples:
+    """G sampled completions per rendered prompt, every row of the step in one generate() call."""
+    from tunix_rt.train.tokenize import encode_prompt
+
+    rows = [text for text in prompt_texts for _ in range(num_generations)]
+    generations = generate(
+        model,
+        tokenizer,
+        rows,
+        max_new_tokens=max_completion_length,
+        batch_size=len(rows),
+        device=device,
+        temperature=temperature,
+        top_p=top_p,
+        generator=generator,
+    )
+    return Samples(prompt_ids=[encode_prompt(tokenizer, text) for text in rows], generations=generations)
+
+
+@dataclass
+class UpdateBatch:
+    """Prompt + completion rows, right-padded; `mask` marks the completion tokens in `targets`."""
+
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    targets: torch.Tensor  # [B, L - 1]: input_ids shifted left
+    mask: torch.Tensor  # [B, L - 1]: 1 where the target is a completion token
+
+
+def update_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int) -> UpdateBatch:
+    rows = [p + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    width = max(2, max(len(r) for r in rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width - 1), dtype=torch.float32)
+    for i, (row, p, c) in enumerate(zip(rows, prompt_ids, completion_ids, strict=True)):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = 1
+        # logits at position t predict token t + 1: completion tokens p..p+c-1 are targets p-1..p+c-2.
+        mask[i, len(p) - 1 : len(p) - 1 + len(c)] = 1.0
+    return UpdateBatch(input_ids, attention, input_ids[:, 1:], mask)
+
+
+def batch_from_samples(samples: Samples, pad_id: int, device: torch.device) -> UpdateBatch:
+    completions = [list(g.token_ids) for g in samples.generations]
+    batch = update_batch(samples.prompt_ids, completions, pad_id)
+    return UpdateBatch(
+        *(t.to(device) for t in (batch.input_ids, batch.attention_mask, batch.targets, batch.mask))
+    )
+
+
+def sequence_logprobs(model: Any, batch: UpdateBatch) -> torch.Tensor:
+    """log p(target) at every position [B, L - 1] (mask them with batch.mask)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    return token_logprobs(logits[:, :-1], batch.targets)
+
+
+def probe_longest_batch(model: Any, rows: int, length: int, pad_id: int, device: torch.device) -> None:
+    """One forward + backward at the largest shape the run can reach (every row at max prompt +
+    max_completion_length), so an out-of-memory error comes before step 1, not hours later.
+
+    Runs in eval mode (no dropout draws) with the global RNG forked, and its gradients are dropped:
+    the run continues exactly as if the probe had not happened.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            ids = torch.full((rows, length), pad_id, dtype=torch.long, device=device)
+            batch = UpdateBatch(
+                ids, torch.ones_like(ids), ids[:, 1:], torch.ones(rows, length - 1, device=device)
+            )
+            sequence_logprobs(model, batch).sum().backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)

@@ -1,0 +1,53 @@
+"""Sampling in eval.generate: reproducible from a torch.Generator, global RNG untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers_models import make_tiny_model, make_tokenizer
+from tunix_rt.eval.generate import generate
+from tunix_rt.rl.sampling import update_batch
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = make_tokenizer()
+    return make_tiny_model("llama", tokenizer), tokenizer
+
+
+def _sample(tiny, seed: int):
+    model, tokenizer = tiny
+    prompts = ["Question: What is 1 + 2?\nReasoning:\n", "Question: 3?\n"] * 3
+    return generate(
+        model, tokenizer, prompts, max_new_tokens=6, batch_size=6, device="cpu",
+        temperature=1.0, top_p=0.95, generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+
+
+def test_sampling_is_reproducible_and_leaves_global_rng_alone(tiny) -> None:
+    before = torch.get_rng_state()
+    first, again, other = _sample(tiny, 1), _sample(tiny, 1), _sample(tiny, 2)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert [g.token_ids for g in first] == [g.token_ids for g in again]
+    assert [g.token_ids for g in first] != [g.token_ids for g in other]
+    # Identical prompts sample different completions (a group is not G copies of one answer).
+    assert len({g.token_ids for g in first[0::2]}) > 1
+    for g in first:
+        assert len(g.token_ids) == g.n_tokens
+
+
+def test_greedy_when_no_temperature(tiny) -> None:
+    model, tokenizer = tiny
+    a = generate(model, tokenizer, ["Question: 5?\n"] * 2, max_new_tokens=5, batch_size=2, device="cpu")
+    assert a[0].token_ids == a[1].token_ids
+    with pytest.raises(ValueError, match="temperature"):
+        generate(model, tokenizer, ["x"], max_new_tokens=2, batch_size=1, device="cpu", temperature=0.0)
+
+
+def test_update_batch_marks_exactly_the_completion_targets() -> None:
+    batch = update_batch([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]]
+    # target t is token t + 1: row 0's completion tokens are targets 2 and 3, row 1's 0..2.
+    assert batch.mask.tolist() == [[0, 0, 1, 1], [1, 1, 1, 0]]
+    assert batch.targets[batch.mask.bool()].tolist() == [1, 2, 3, 4, 9]
