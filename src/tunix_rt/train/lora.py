@@ -132,14 +132,15 @@ def enable_gradient_checkpointing(model: Any) -> None:
     """Recompute each decoder layer's activations in backward instead of keeping them.
 
     Non-reentrant checkpointing (use_reentrant=False): it handles inputs that need no gradient,
-    keyword arguments and a frozen base. A PEFT model also gets enable_input_require_grads, so
-    checkpointed segments see an input that requires grad even when the embeddings are frozen.
+    keyword arguments and a frozen base. A PEFT model's frozen embeddings must still hand the
+    checkpointed layers an input that requires grad: transformers 5 installs that hook
+    (enable_input_require_grads) for every input_ids model; it is added here when it did not.
     Transformers only checkpoints in train mode, and a KV cache has no use while training.
     """
     base = model.get_base_model() if is_peft_model(model) else model
     if not getattr(base, "supports_gradient_checkpointing", False):
         raise ModelError(f"training.gradient_checkpointing: {type(base).__name__} does not support it")
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if is_peft_model(model):
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if is_peft_model(model) and not getattr(base, "_require_grads_hooks", None):
         base.enable_input_require_grads()
     base.config.use_cache = False
