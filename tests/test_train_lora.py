@@ -63,7 +63,7 @@ def test_bf16_base_fp32_adapters_and_gradients_only_in_adapters():
     assert len(adapted) == 2 * 7 and not any("lm_head" in n for n in adapted)
     ids, labels = batch(len(tok))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, n = completion_loss(model, ids, labels)
+        loss, _ = completion_loss(model, ids, labels)
     loss.backward()
     assert all(p.grad is None for p in frozen.values())
     assert all(p.grad is not None for p in trainable.values())
@@ -112,7 +112,9 @@ def test_final_model_merged_and_adapter_give_the_same_logits(tmp_path, arch):
 
     base_dir = make_tiny_model_dir(tmp_path / "base", arch=arch)
     tok = make_tokenizer()
-    model = apply_lora(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, alpha=8), torch.bfloat16)
+    model = apply_lora(
+        AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, alpha=8), torch.bfloat16
+    )
     model.eval()  # GPT-2's dropout off; the AdamW steps below still train the adapters
     train_steps(model, len(tok), autocast=torch.bfloat16)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -137,7 +139,9 @@ def test_final_model_merged_and_adapter_give_the_same_logits(tmp_path, arch):
     plain = AutoModelForCausalLM.from_pretrained(base_dir)
     with torch.no_grad():
         assert (plain(input_ids=ids).logits - a).abs().max() > 1e-3  # the adapter did change the model
-    assert (final / "tokenizer_config.json").is_file() and (final / ADAPTER_DIR / "tokenizer_config.json").is_file()
+    assert (final / "tokenizer_config.json").is_file() and (
+        final / ADAPTER_DIR / "tokenizer_config.json"
+    ).is_file()
 
 
 def count_saved_tensors(model, ids, labels) -> tuple[int, torch.Tensor, dict]:
