@@ -16,8 +16,10 @@ from tunix_rt.train.lora import (
     LoraConfig,
     apply_lora,
     enable_gradient_checkpointing,
+    load_trainable_file,
     load_trainable_state,
     save_final,
+    save_trainable_file,
     trainable_state,
 )
 
@@ -86,7 +88,7 @@ def test_unknown_target_module_is_a_model_error():
         apply_lora(make_tiny_model("llama", tok), LoraConfig(target_modules=["no_such_proj"]), None)
 
 
-def test_trainable_state_round_trip_and_mismatch():
+def test_trainable_state_round_trip_and_mismatch(tmp_path):
     tok = make_tokenizer()
     trained = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4), None)
     train_steps(trained, len(tok))
@@ -97,6 +99,14 @@ def test_trainable_state_round_trip_and_mismatch():
     assert not torch.allclose(fresh(input_ids=ids).logits, trained(input_ids=ids).logits)
     load_trainable_state(fresh, state)
     torch.testing.assert_close(fresh(input_ids=ids).logits, trained(input_ids=ids).logits, rtol=0, atol=0)
+    # Through a checkpoint file: bit-exact, and only the adapters are in it.
+    path = save_trainable_file(trained, tmp_path)
+    from_file = apply_lora(make_tiny_model("llama", tok, seed=7), LoraConfig(r=4), None)
+    load_trainable_file(from_file, tmp_path)
+    assert all(torch.equal(a, state[k]) for k, a in trainable_state(from_file).items())
+    assert path.stat().st_size < sum(p.numel() * 4 for p in trained.parameters()) / 4
+    with pytest.raises(ModelError, match="not a LoRA checkpoint"):
+        load_trainable_file(from_file, tmp_path / "elsewhere")
     other = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=8), None)
     with pytest.raises(ModelError, match="shape"):
         load_trainable_state(other, state)

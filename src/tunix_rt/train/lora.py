@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tunix_rt.errors import ModelError
 
 ADAPTER_DIR = "adapter"
+# In a LoRA checkpoint directory: the trainable tensors (adapters, modules_to_save) by parameter name.
+TRAINABLE_FILE = "trainable.safetensors"
 
 
 class LoraConfig(BaseModel):
@@ -108,9 +110,33 @@ def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
             param.copy_(state[name])
 
 
-def merged_copy(model: Any, dtype: torch.dtype = torch.float32) -> Any:
-    """A plain transformers model with the adapters merged in, on the CPU in `dtype`; `model` untouched."""
-    twin = copy.deepcopy(model).to(device="cpu", dtype=dtype)
+def save_trainable_file(model: Any, directory: Path) -> Path:
+    """Write `trainable_state(model)` into directory/TRAINABLE_FILE (a checkpoint's model part)."""
+    from safetensors.torch import save_file
+
+    path = Path(directory) / TRAINABLE_FILE
+    save_file({k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(path))
+    return path
+
+
+def load_trainable_file(model: Any, directory: Path) -> None:
+    """Put directory/TRAINABLE_FILE back into `model` (see load_trainable_state)."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / TRAINABLE_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: {directory} is not a LoRA checkpoint")
+    device = next(p.device for p in model.parameters() if p.requires_grad)
+    load_trainable_state(model, load_file(str(path), device=str(device)))
+
+
+def merged_copy(model: Any, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Any:
+    """A plain transformers model with the adapters merged in (for saving and for generation).
+
+    `model` is untouched. The copy is made on `device` in `dtype`: fp32 keeps the adapter update
+    exact on top of the (possibly bf16) base.
+    """
+    twin = copy.deepcopy(model).to(device=device, dtype=dtype)
     return twin.merge_and_unload()
 
 
