@@ -1,4 +1,4 @@
-"""Model and tokenizer: from the hub, from a local directory, or built from scratch.
+"""Model and tokenizer: pretrained (hub, local directory, GGUF file, named model: train/sources.py), or built from scratch.
 
 From scratch (the embedded default; nothing can be downloaded on an offline machine): a BPE
 tokenizer trained on the training texts with the `tokenizers` library, digits always split one by
@@ -10,17 +10,16 @@ config with `from_config`. Both are saved with `save_pretrained`, so the result 
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 
 from tunix_rt.config import ModelConfig
 from tunix_rt.errors import ModelError
+from tunix_rt.train.hub import hub_reachable, offline_message
+from tunix_rt.train.sources import SOURCE_FILE, ModelSource, converted_dir, resolve_model_source, weights_dir
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
 
@@ -147,18 +146,37 @@ def use_fused_activations(model: Any) -> int:
     return swapped
 
 
-def load_pretrained(cfg: ModelConfig, attention: str, source: str | Path | None = None) -> tuple[Any, Any]:
-    """(tokenizer, model) from a local directory or the hub; offline misses explained, no traceback.
+def model_source(cfg: ModelConfig) -> ModelSource:
+    """The resolved source of cfg's pretrained model (for load_pretrained and the manifest)."""
+    # model.gguf_file joins ModelConfig with the LoRA work; until then a config cannot set it.
+    return resolve_model_source(str(cfg.model_id), cfg.revision, getattr(cfg, "gguf_file", None))
 
-    `source` overrides cfg.model_id (resume loads from a checkpoint directory).
+
+def load_pretrained(
+    cfg: ModelConfig,
+    attention: str,
+    source: str | Path | None = None,
+    *,
+    resolved: ModelSource | None = None,
+    log: Any = None,
+) -> tuple[Any, Any]:
+    """(tokenizer, model) from the hub, a local directory, a GGUF file or a named model.
+
+    Offline misses are explained, no traceback. `source` (a directory) overrides cfg.model_id:
+    resume loads from a checkpoint directory. `resolved`: the source the caller already resolved
+    (and recorded); resolved here when not given. A GGUF file is converted once, then cached.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name = str(source or cfg.model_id)
+    if source is not None:
+        resolved = ModelSource("local", str(source), str(source))
+    elif resolved is None:
+        resolved = model_source(cfg)
+    name = weights_dir(resolved, log=log)
     kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
-    if source is None and cfg.revision:
-        kwargs["revision"] = cfg.revision
-    if not Path(name).is_dir():
+    if resolved.kind == "hub":
+        if resolved.revision:
+            kwargs["revision"] = resolved.revision
         kwargs["local_files_only"] = not hub_reachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
@@ -167,21 +185,26 @@ def load_pretrained(cfg: ModelConfig, attention: str, source: str | Path | None 
         )
     except (OSError, ValueError) as exc:
         raise ModelError(
-            explain_load_failure(name, cfg.revision, exc, kwargs.get("local_files_only"))
+            explain_load_failure(name, resolved.revision, exc, kwargs.get("local_files_only"))
         ) from exc
     return finish_tokenizer(tokenizer), model
 
 
 def check_model_available(cfg: ModelConfig) -> str:
-    """For --dry-run: 'local directory', 'in the local cache' or 'on the hub'; ModelError if none."""
+    """For --dry-run: where the weights are (local directory, GGUF, cache, hub); ModelError if nowhere."""
     from transformers import AutoConfig
 
-    name = str(cfg.model_id)
-    if Path(name).is_dir():
-        if not (Path(name) / "config.json").is_file():
-            raise ModelError(f"model directory {name} has no config.json (not a save_pretrained directory)")
+    resolved = model_source(cfg)
+    if resolved.kind == "local":
         return "local directory"
-    kwargs: dict[str, Any] = {"revision": cfg.revision} if cfg.revision else {}
+    if resolved.kind in ("gguf", "package"):
+        where = f"GGUF file {resolved.id_or_path} ({resolved.quantisation})"
+        if resolved.package:
+            where += f" from the {resolved.package} package"
+        done = (converted_dir(str(resolved.file_sha256)) / SOURCE_FILE).is_file()
+        return where + (", converted" if done else ", converted to safetensors on first use")
+    name = resolved.id_or_path
+    kwargs: dict[str, Any] = {"revision": resolved.revision} if resolved.revision else {}
     try:
         AutoConfig.from_pretrained(
             name, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
@@ -189,39 +212,19 @@ def check_model_available(cfg: ModelConfig) -> str:
         return "in the local Hugging Face cache"
     except (OSError, ValueError) as exc:
         if not hub_reachable():
-            raise ModelError(explain_load_failure(name, cfg.revision, exc, True)) from exc
+            raise ModelError(explain_load_failure(name, resolved.revision, exc, True)) from exc
     return "on the hub (will be downloaded)"
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """False when offline mode is set or the hub's host does not resolve/answer quickly.
-
-    Without this check transformers retries for ~25 s before admitting it is offline.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def explain_load_failure(name: str, revision: str | None, exc: Exception, offline: bool | None) -> str:
     text = str(exc)
     rev = f" (revision {revision})" if revision else ""
     if offline:
-        return (
-            f"model '{name}'{rev} is not in the local Hugging Face cache and the hub cannot be reached "
-            f"(offline). Either download it on a connected machine (`huggingface-cli download {name}`) "
-            "into the same HF_HOME, or set model.model_id to a local save_pretrained directory, or train "
-            "from scratch with model.init: scratch."
-        )
+        return offline_message(name, revision)
     if "gated" in text.lower() or "401" in text or "403" in text:
         return (
             f"model '{name}'{rev} is gated: accept its licence on its hub page and log in "
-            f"(`huggingface-cli login` or HF_TOKEN). Hub said: {text.splitlines()[0]}"
+            f"(`hf auth login` or HF_TOKEN). Hub said: {text.splitlines()[0]}"
         )
     return f"cannot load model '{name}'{rev}: {text.splitlines()[0] if text else type(exc).__name__}"
 
