@@ -231,3 +231,21 @@ def test_report_command_writes_a_self_contained_report_html(root, tmp_path, caps
     assert len(data["series"]["loss"]) == N_STEPS_A
     predictions = (run / "eval" / "predictions.jsonl").read_text().splitlines()
     assert html.count('class="pred"') == len(predictions) == N_EVAL
+
+
+def test_a_running_run_that_stopped_writing_is_flagged(client, root) -> None:
+    writer = LiveWriter(root, name="silent")
+    writer.write_line()
+    old = __import__("time").time() - 3600
+    for path in writer.dir.iterdir():
+        os.utime(path, (old, old))
+    try:
+        row = rows_by_name(client)["silent"]
+        assert row["status"] == "running" and row["idle_s"] >= 3600 - 5
+        assert "no write for 1 h 0 min: process gone?" in client.get("/", params={"q": "silent"}).text
+        os.utime(writer.dir / "metrics.jsonl")  # it writes again: no longer flagged
+        assert "process gone?" not in client.get("/", params={"q": "silent"}).text
+    finally:
+        import shutil
+
+        shutil.rmtree(writer.dir)
