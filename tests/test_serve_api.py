@@ -231,3 +231,47 @@ def test_report_command_writes_a_self_contained_report_html(root, tmp_path, caps
     assert len(data["series"]["loss"]) == N_STEPS_A
     predictions = (run / "eval" / "predictions.jsonl").read_text().splitlines()
     assert html.count('class="pred"') == len(predictions) == N_EVAL
+
+
+def test_a_running_run_that_stopped_writing_is_flagged(client, root) -> None:
+    writer = LiveWriter(root, name="silent")
+    writer.write_line()
+    old = __import__("time").time() - 3600
+    for path in writer.dir.iterdir():
+        os.utime(path, (old, old))
+    try:
+        row = rows_by_name(client)["silent"]
+        assert row["status"] == "running" and row["idle_s"] >= 3600 - 5
+        assert "no write for 1 h 0 min: process gone?" in client.get("/", params={"q": "silent"}).text
+        os.utime(writer.dir / "metrics.jsonl")  # it writes again: no longer flagged
+        assert "process gone?" not in client.get("/", params={"q": "silent"}).text
+    finally:
+        import shutil
+
+        shutil.rmtree(writer.dir)
+
+
+def test_reward_curves_and_sampled_completions_show_when_a_run_has_them(client, root) -> None:
+    """No GRPO recipe exists yet: this run is a real one with reward keys added to its metrics
+    lines and a completions.jsonl written beside them, the shape an RL recipe is expected to log."""
+    import shutil
+
+    rl = root / "rl-shaped"
+    shutil.copytree(root / "completed-b", rl, ignore=shutil.ignore_patterns("final_model", "checkpoints"))
+    rows = [json.loads(x) for x in (rl / "metrics.jsonl").read_text().splitlines()]
+    for k, row in enumerate(rows):
+        if "loss" in row:
+            row.update({"reward/format": k / len(rows), "rewards/correctness": 0.1 * k, "kl": 0.01})
+    (rl / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = [{"step": s, "prompt": "What is 2 plus 1?", "completion": f"sample <{s}>", "reward": s / 10}
+               for s in (5, 10)]  # fmt: skip
+    (rl / "completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in samples))
+    try:
+        data = client.get("/api/metrics/rl-shaped").json()
+        assert [c[0] for c in data["curves"]][4:] == ["reward/format", "rewards/correctness", "kl"]
+        assert len(data["series"]["reward/format"]) == len(data["series"]["step"]) == 20
+        page = client.get("/runs/rl-shaped").text
+        assert 'id="completions"' in page
+        assert page.index("sample &lt;10&gt;") < page.index("sample &lt;5&gt;")  # newest first, escaped
+    finally:
+        shutil.rmtree(rl)

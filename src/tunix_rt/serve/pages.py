@@ -27,6 +27,7 @@ def runs_context(root: Path, sort: str, status: str, query: str) -> dict[str, An
         "statuses": runs.STATUSES,
         "sort_keys": runs.SORT_KEYS,
         "any_running": any(r.get("status") == "running" for r in rows),
+        "stale_after_s": runs.STALE_AFTER_S,
     }
 
 

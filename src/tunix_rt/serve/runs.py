@@ -9,6 +9,7 @@ for reading only, never locked, so a training process writing them is not distur
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ TRAIN_CURVES = (
 # "rewards/correctness"); the Run page draws every such key it finds, one chart each.
 REWARD_PREFIXES = ("reward", "rewards/", "kl")
 STATUSES = ("running", "completed", "failed", "interrupted")
+# A running run silent for longer than this is flagged on the Runs page (its process may be gone).
+STALE_AFTER_S = 600
 
 
 def discover(root: Path) -> list[Path]:
@@ -70,6 +73,18 @@ def progress(view: RunView, metrics: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def idle_seconds(run_dir: Path) -> float | None:
+    """Seconds since the run last wrote its metrics, log or manifest: a "running" run that has been
+    silent for long was probably killed without a chance to record it (kill -9, power loss)."""
+    times = []
+    for name in (METRICS, LOG, MANIFEST):
+        try:
+            times.append((run_dir / name).stat().st_mtime)
+        except OSError:
+            continue  # not written yet, or removed between listing and reading
+    return max(0.0, time.time() - max(times)) if times else None
+
+
 def eval_set_of(view: RunView) -> str | None:
     summary = view.eval_summary or {}
     spec = (summary.get("eval_set") or {}).get("spec") if isinstance(summary.get("eval_set"), dict) else None
@@ -98,6 +113,7 @@ def run_row(root: Path, run_dir: Path) -> dict[str, Any]:
             "created_at": view.get("created_at"),
             "error": view.get("error"),
             "progress": progress(view, metrics),
+            "idle_s": idle_seconds(run_dir),
             "problems": view.problems,
         }
     except Exception as exc:  # one damaged run must never take the whole page down

@@ -82,5 +82,14 @@
     setTimeout(tick, ms);
   }
 
-  window.tunix = { drawRun: drawRun, drawOverlay: drawOverlay, poll: poll, hasValues: hasValues };
+  /* Seconds as "1 h 5 min" / "3 min 2 s" / "12 s"; "-" when unknown. */
+  function duration(s) {
+    if (s === null || s === undefined) return "-";
+    s = Math.round(s);
+    if (s >= 3600) return Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min";
+    if (s >= 60) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return s + " s";
+  }
+
+  window.tunix = { drawRun: drawRun, drawOverlay: drawOverlay, poll: poll, hasValues: hasValues, duration: duration };
 })();
