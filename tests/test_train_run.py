@@ -281,6 +281,41 @@ def train_cli(config: Path, dataset: Path, out: Path) -> list[str]:
             "--output", str(out)]  # fmt: skip
 
 
+def test_a_run_a_live_process_is_writing_cannot_be_taken_by_a_second_one(dataset, tmp_path) -> None:
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, save_every_steps=2, logging_steps=1)))
+    out = tmp_path / "r"
+    first = subprocess.Popen(train_cli(config, dataset, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not _checkpointed_at_least(out, 2):
+            time.sleep(0.1)
+        run_id = json.loads((out / "run_manifest.json").read_text())["run_id"]
+        for extra in (["--resume"], ["--overwrite"], []):
+            second = subprocess.run(
+                [*train_cli(config, dataset, out), *extra], capture_output=True, text=True, timeout=300
+            )
+            assert second.returncode != 0, extra
+            assert "is being written by a live process (pid" in second.stderr, second.stderr
+            assert f"pid {first.pid} " in second.stderr  # the holder is named
+        assert first.poll() is None  # the first run went on, untouched
+        manifest = json.loads((out / "run_manifest.json").read_text())
+        assert manifest["run_id"] == run_id and manifest["status"] == "running"
+        assert "resume_commands" not in manifest
+    finally:
+        first.kill()  # SIGKILL: the kernel drops the lock with the process
+        first.wait()
+    step = ckpt.read_state(ckpt.latest_checkpoint(out))["step"]
+    resumed = subprocess.run(
+        [*train_cli(config, dataset, out), "--resume", "--set", f"training.max_steps={step + 1}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "completed"
+
+
 def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None:
     config = tmp_path / "c.yaml"
     import yaml
