@@ -509,6 +509,25 @@ def test_eval_after_training_joins_the_manifest_and_metrics(dataset, tmp_path) -
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["eval_primary_score"] == manifest["eval"]["primary_score"]
 
+    # `tunix-rt eval RUN` on the same eval set gives the very score the run recorded: same dtype,
+    # max_new_tokens (the run's own 8, not the command's 256) and rendering, the same predictions.
+    from tunix_rt.cli import main
+
+    again = tmp_path / "again"
+    assert main(["eval", "--model", str(out), "--eval-set", str(evalset), "--output", str(again)]) == 0
+    during = json.loads((out / "eval/eval_summary.json").read_text())
+    after = json.loads((again / "eval_summary.json").read_text())
+    assert after["primary_score"] == during["primary_score"] == manifest["eval"]["primary_score"]
+    for key in ("dtype", "max_new_tokens", "batch_size", "template", "device"):
+        assert after["generation"][key] == during["generation"][key], key
+    assert during["generation"]["max_new_tokens"] == 8 and after["generation"]["settings_from"] == "the run's config"
+
+    def predictions(path: Path) -> list[tuple]:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return [(r["id"], r["prediction"], r["answer"], r["correct"]) for r in rows]
+
+    assert predictions(again / "predictions.jsonl") == predictions(out / "eval/predictions.jsonl")
+
 
 def test_resume_refuses_a_changed_dataset(dataset, tmp_path) -> None:
     run(scratch_config(max_steps=2), dataset, tmp_path / "r")
