@@ -202,10 +202,13 @@ def test_resume_logs_and_records_each_config_change_it_accepts(dataset, tmp_path
     run(scratch_config(max_steps=3), dataset, out, resume=True)  # nothing changed: nothing recorded
     run(scratch_config(max_steps=4, logging_steps=2), dataset, out, resume=True)
     manifest = json.loads((out / "run_manifest.json").read_text())
-    assert manifest["config_changes_on_resume"] == [
+    changes = manifest["config_changes_on_resume"]
+    assert [{k: v for k, v in c.items() if k != "lr_schedule"} for c in changes] == [
         {"at_step": 2, "changed": {"training.max_steps": [2, 3]}},
         {"at_step": 3, "changed": {"training.logging_steps": [1, 2], "training.max_steps": [3, 4]}},
     ]
+    # A new total also says how the learning rate went on (issue 13 §4).
+    assert [c["lr_schedule"]["total_steps"] for c in changes] == [[2, 3], [3, 4]]
     log = (out / "training_log.txt").read_text(encoding="utf-8")
     assert "resume: config training.max_steps changed 2 -> 3" in log
     assert "resume: config training.logging_steps changed 1 -> 2" in log
