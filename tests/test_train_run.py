@@ -202,10 +202,13 @@ def test_resume_logs_and_records_each_config_change_it_accepts(dataset, tmp_path
     run(scratch_config(max_steps=3), dataset, out, resume=True)  # nothing changed: nothing recorded
     run(scratch_config(max_steps=4, logging_steps=2), dataset, out, resume=True)
     manifest = json.loads((out / "run_manifest.json").read_text())
-    assert manifest["config_changes_on_resume"] == [
+    changes = manifest["config_changes_on_resume"]
+    assert [{k: v for k, v in c.items() if k != "lr_schedule"} for c in changes] == [
         {"at_step": 2, "changed": {"training.max_steps": [2, 3]}},
         {"at_step": 3, "changed": {"training.logging_steps": [1, 2], "training.max_steps": [3, 4]}},
     ]
+    # A new total also says how the learning rate went on (issue 13 §4).
+    assert [c["lr_schedule"]["total_steps"] for c in changes] == [[2, 3], [3, 4]]
     log = (out / "training_log.txt").read_text(encoding="utf-8")
     assert "resume: config training.max_steps changed 2 -> 3" in log
     assert "resume: config training.logging_steps changed 1 -> 2" in log
@@ -279,6 +282,41 @@ def train_cli(config: Path, dataset: Path, out: Path) -> list[str]:
     """`tunix-rt train` as a child process: what a user's shell would run."""
     return [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(dataset),
             "--output", str(out)]  # fmt: skip
+
+
+def test_a_run_a_live_process_is_writing_cannot_be_taken_by_a_second_one(dataset, tmp_path) -> None:
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, save_every_steps=2, logging_steps=1)))
+    out = tmp_path / "r"
+    first = subprocess.Popen(train_cli(config, dataset, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not _checkpointed_at_least(out, 2):
+            time.sleep(0.1)
+        run_id = json.loads((out / "run_manifest.json").read_text())["run_id"]
+        for extra in (["--resume"], ["--overwrite"], []):
+            second = subprocess.run(
+                [*train_cli(config, dataset, out), *extra], capture_output=True, text=True, timeout=300
+            )
+            assert second.returncode != 0, extra
+            assert "is being written by a live process (pid" in second.stderr, second.stderr
+            assert f"pid {first.pid} " in second.stderr  # the holder is named
+        assert first.poll() is None  # the first run went on, untouched
+        manifest = json.loads((out / "run_manifest.json").read_text())
+        assert manifest["run_id"] == run_id and manifest["status"] == "running"
+        assert "resume_commands" not in manifest
+    finally:
+        first.kill()  # SIGKILL: the kernel drops the lock with the process
+        first.wait()
+    step = ckpt.read_state(ckpt.latest_checkpoint(out))["step"]
+    resumed = subprocess.run(
+        [*train_cli(config, dataset, out), "--resume", "--set", f"training.max_steps={step + 1}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "completed"
 
 
 def test_kill_9_leaves_running_and_resume_takes_it_up(dataset, tmp_path) -> None:
@@ -473,6 +511,25 @@ def test_eval_after_training_joins_the_manifest_and_metrics(dataset, tmp_path) -
     assert (out / "eval/predictions.jsonl").is_file() and (out / "eval/eval_summary.json").is_file()
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["eval_primary_score"] == manifest["eval"]["primary_score"]
+
+    # `tunix-rt eval RUN` on the same eval set gives the very score the run recorded: same dtype,
+    # max_new_tokens (the run's own 8, not the command's 256) and rendering, the same predictions.
+    from tunix_rt.cli import main
+
+    again = tmp_path / "again"
+    assert main(["eval", "--model", str(out), "--eval-set", str(evalset), "--output", str(again)]) == 0
+    during = json.loads((out / "eval/eval_summary.json").read_text())
+    after = json.loads((again / "eval_summary.json").read_text())
+    assert after["primary_score"] == during["primary_score"] == manifest["eval"]["primary_score"]
+    for key in ("dtype", "max_new_tokens", "batch_size", "template", "device"):
+        assert after["generation"][key] == during["generation"][key], key
+    assert during["generation"]["max_new_tokens"] == 8 and after["generation"]["settings_from"] == "the run's config"
+
+    def predictions(path: Path) -> list[tuple]:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return [(r["id"], r["prediction"], r["answer"], r["correct"]) for r in rows]
+
+    assert predictions(again / "predictions.jsonl") == predictions(out / "eval/predictions.jsonl")
 
 
 def test_resume_refuses_a_changed_dataset(dataset, tmp_path) -> None:

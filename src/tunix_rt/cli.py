@@ -99,8 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", required=True, help="bundled eval-set key or JSONL path")
     p.add_argument("--output", "-o", required=True, help="where predictions and the summary go")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="default: the run's training.eval_batch_size, else 32"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="default: the run's training.eval_max_new_tokens (as its in-training eval), else 256",
+    )
     p.add_argument("--limit", type=int, default=None, help="score only the first N items")
     p.set_defaults(func=_handler("tunix_rt.eval.command:eval_command"))
 

@@ -10,8 +10,10 @@ overwrites a finished run without --overwrite), keeps `run_manifest.json` true a
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -38,6 +40,8 @@ PREDICTIONS = f"{EVAL_DIR}/{PREDICTIONS_FILE}"
 LOSS_CURVE = "loss_curve.png"
 RENDER_FILE = "tunix_rt_render.json"
 """In a saved model directory (final_model/): how its prompts were rendered in training."""
+LOCK = ".tunix-rt.lock"
+"""Held (flock) by the process writing the run; see RunLock."""
 
 
 def utc_now() -> str:
@@ -110,10 +114,47 @@ def ensure_replaceable(path: Path, *, by: str, subcommand: str | None = None) ->
         )
 
 
+class RunLock:
+    """An exclusive lock on a run directory while a process writes it.
+
+    flock(2) on RUN/.tunix-rt.lock: the kernel drops it when its holder ends, however it ends
+    (kill -9 included), so a dead run can always be resumed while a live one cannot be taken by a
+    second `train` or `--resume`. The file stays (removing it would race); it names its holder.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    @classmethod
+    def take(cls, directory: Path) -> RunLock:
+        # Not a `with`: the open file *is* the lock, held until release() or the process's end.
+        handle = open(Path(directory) / LOCK, "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirError(
+                f"{directory} is being written by a live process ({holder}); wait for it to finish, "
+                "or stop it (Ctrl-C) and then --resume, or choose another --output"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {platform.node()} since {utc_now()}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
 class RunDirectory:
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None) -> None:
         self.path = path
         self.manifest = manifest
+        self.lock = lock
         self.log = _make_logger(path / LOG)
 
     # --- opening ----------------------------------------------------------------------------
@@ -131,13 +172,33 @@ class RunDirectory:
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is a file, not a run directory; choose another --output")
         existing = read_manifest(path)
+        # A run another live process is writing is refused before anything is decided or deleted.
+        lock = RunLock.take(path) if existing is not None else None
+        try:
+            return cls._open_locked(path, existing, lock, resume=resume, overwrite=overwrite, command=command)
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(
+        cls,
+        path: Path,
+        existing: dict[str, Any] | None,
+        lock: RunLock | None,
+        *,
+        resume: bool,
+        overwrite: bool,
+        command: list[str] | None,
+    ) -> RunDirectory:
         occupied = path.exists() and any(path.iterdir())
         if resume:
             if existing is None:
                 raise RunDirError(f"--resume: {path} holds no run (no {MANIFEST}); start it without --resume")
             if existing.get("status") == "completed" and overwrite:
                 raise RunDirError("--resume and --overwrite together are ambiguous; choose one")
-            return cls(path, existing)
+            return cls(path, existing, lock)
         if occupied:
             if not overwrite:
                 status = existing.get("status") if existing else None
@@ -151,6 +212,9 @@ class RunDirectory:
             ensure_replaceable(path, by="--overwrite")
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
+        new_lock = RunLock.take(path)
+        if lock:
+            lock.release()  # the replaced run's lock file went with its directory
         manifest = {
             "run_id": f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
             "created_at": utc_now(),
@@ -160,7 +224,7 @@ class RunDirectory:
         # Written at once: the manifest is what marks the directory as a run that --overwrite may
         # replace, so a run that fails before its first status update can still be overwritten.
         atomic_write_json(path / MANIFEST, manifest)
-        return cls(path, manifest)
+        return cls(path, manifest, new_lock)
 
     # --- manifest ---------------------------------------------------------------------------
 
@@ -200,6 +264,8 @@ class RunDirectory:
         for handler in list(self.log.handlers):
             handler.close()
             self.log.removeHandler(handler)
+        if self.lock:
+            self.lock.release()
 
 
 def _make_logger(path: Path) -> logging.Logger:

@@ -37,14 +37,36 @@ def resolve_model_dir(model: str | Path) -> tuple[Path, Path | None]:
     return path, run_dir
 
 
-def read_run_id(run_dir: Path | None) -> str | None:
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def _run_manifest(run_dir: Path | None) -> dict[str, Any]:
     if run_dir is None:
-        return None
+        return {}
     try:
-        manifest = read_manifest(run_dir)
+        return read_manifest(run_dir) or {}
     except (OSError, ValueError):
-        return None  # a run without a readable manifest is still evaluable; its id is unknown
-    return manifest.get("run_id") if manifest else None
+        return {}  # a run without a readable manifest is still evaluable; its id is unknown
+
+
+def read_run_id(run_dir: Path | None) -> str | None:
+    return _run_manifest(run_dir).get("run_id")
+
+
+def generation_settings(
+    run_dir: Path | None, batch_size: int | None, max_new_tokens: int | None
+) -> tuple[int, int, str]:
+    """(batch_size, max_new_tokens, where they came from): as given, else the run's own
+    training.eval_batch_size / eval_max_new_tokens, else the defaults. So `tunix-rt eval RUN`
+    generates exactly as the run's in-training evaluation did, and scores the same."""
+    training = (_run_manifest(run_dir).get("config") or {}).get("resolved", {}).get("training", {})
+    source = "given"
+    if batch_size is None or max_new_tokens is None:
+        source = "the run's config" if training else "defaults"
+    batch_size = batch_size or training.get("eval_batch_size") or DEFAULT_BATCH_SIZE
+    max_new_tokens = max_new_tokens or training.get("eval_max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+    return int(batch_size), int(max_new_tokens), source
 
 
 def read_render_settings(model_dir: Path) -> dict[str, Any] | None:
@@ -121,25 +143,28 @@ def evaluate(
     output: Path,
     *,
     device: str = "auto",
-    batch_size: int = 32,
-    max_new_tokens: int = 256,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
     limit: int | None = None,
     model_obj: Any = None,
     tokenizer: Any = None,
 ) -> dict[str, Any]:
     """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
 
-    model_obj / tokenizer: an already-loaded model (training passes its in-memory one); it stays on
-    its own device, and `model` then only names where it came from.
+    batch_size / max_new_tokens: None means the run's own eval settings (see generation_settings).
+    model_obj / tokenizer: an already-loaded model; it stays on its own device and dtype, and
+    `model` then only names where it came from. Training does not pass one: it evaluates its
+    final_model/ exactly as `tunix-rt eval` does, so the two scores are the same number.
     """
     from tunix_rt.eval.generate import generate
 
-    if batch_size < 1 or max_new_tokens < 1:
+    if (batch_size is not None and batch_size < 1) or (max_new_tokens is not None and max_new_tokens < 1):
         raise TunixError("--batch-size and --max-new-tokens must be at least 1")
     if limit is not None and limit < 1:
         raise TunixError("--limit must be at least 1")
     output = Path(output)
     model_dir, run_dir = resolve_model_dir(model)
+    batch_size, max_new_tokens, settings_source = generation_settings(run_dir, batch_size, max_new_tokens)
     evalset = load_eval_set(eval_set)  # before the model: a typo in the set fails in a second
     items = evalset.items[:limit] if limit is not None else evalset.items
 
@@ -195,6 +220,7 @@ def evaluate(
             "runtime_s": round(runtime, 3),
             "batch_size": batch_size,
             "max_new_tokens": max_new_tokens,
+            "settings_from": settings_source,
             "device": device_str,
             "dtype": dtype,
             "template": settings["template"] if settings else None,

@@ -220,7 +220,8 @@ def _sft(
     rec.update_manifest(summary=summary, loop=loop_detail)
     summary = {**summary, **loop_detail}  # callers (tests, the demo) see both
 
-    # 10. Evaluation (optional) joins the manifest and the metrics.
+    # 10. Evaluation (optional) joins the manifest and the metrics. It reads final_model/ the way
+    #     `tunix-rt eval RUN` does (same dtype, rendering, max_new_tokens), so both give one score.
     if tcfg.eval_set:
         from tunix_rt.eval.runner import evaluate
 
@@ -235,9 +236,6 @@ def _sft(
                 device=dev.choice.device,
                 batch_size=tcfg.eval_batch_size,
                 max_new_tokens=tcfg.eval_max_new_tokens,
-                # A sharded (FSDP) model cannot generate on one rank: evaluate from final_model/.
-                model_obj=None if tcfg.strategy == "fsdp" and dist.active else unwrapped,
-                tokenizer=tokenizer,
             ),
         )
         if result is not None:

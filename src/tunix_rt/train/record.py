@@ -73,6 +73,21 @@ def open_run(req: TrainRequest, dist: DistContext, dev: RunDevice) -> RunRecord:
     if run is None:
         dist.gather_devices(dev.choice.device)  # the collective rank 0 makes in _record_start
         return RunRecord(req, None, quiet_logger(), resume_from)
+    try:
+        return _start(run, req, dist, dev, command, resume_from)
+    except BaseException:
+        run.close()  # a refused start (e.g. an unsafe config change) releases the run's lock
+        raise
+
+
+def _start(
+    run: RunDirectory,
+    req: TrainRequest,
+    dist: DistContext,
+    dev: RunDevice,
+    command: list[str],
+    resume_from: Path | None,
+) -> RunRecord:
     log = run.log
     for stale in ckpt.remove_partial_checkpoints(req.output):
         log.info(f"removed an incomplete checkpoint write: {stale.name}")
