@@ -2,6 +2,8 @@
 
 Read-only by construction: every route is a GET that reads files under ROOT (or a bundled
 dataset key); any name from a URL goes through `resolve_under`, so nothing outside ROOT is served.
+The endpoints are plain functions: Starlette runs them in its thread pool, so a slow read (a big
+predictions file, a bundled dataset built on first view) does not stall the other requests.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _page(request: Request, template: str, context: dict[str, Any]) -> Response:
     return TEMPLATES.TemplateResponse(request, template, {"root": str(_root(request)), **context})
 
 
-async def runs_page(request: Request) -> Response:
+def runs_page(request: Request) -> Response:
     q = request.query_params
     return _page(
         request,
@@ -53,12 +55,12 @@ async def runs_page(request: Request) -> Response:
     )
 
 
-async def run_page(request: Request) -> Response:
+def run_page(request: Request) -> Response:
     name, path = _run_dir(request)
     return _page(request, "run.html", pages.run_context(name, path))
 
 
-async def eval_page(request: Request) -> Response:
+def eval_page(request: Request) -> Response:
     name, path = _run_dir(request)
     q = request.query_params
     return _page(
@@ -66,12 +68,12 @@ async def eval_page(request: Request) -> Response:
     )
 
 
-async def compare_page(request: Request) -> Response:
+def compare_page(request: Request) -> Response:
     names = request.query_params.getlist("run")
     return _page(request, "compare.html", pages.compare_context(_root(request), names))
 
 
-async def datasets_page(request: Request) -> Response:
+def datasets_page(request: Request) -> Response:
     q = request.query_params
     offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
     return _page(
@@ -81,16 +83,16 @@ async def datasets_page(request: Request) -> Response:
     )
 
 
-async def api_runs(request: Request) -> Response:
+def api_runs(request: Request) -> Response:
     return JSONResponse(list_runs(_root(request)))
 
 
-async def api_metrics(request: Request) -> Response:
+def api_metrics(request: Request) -> Response:
     name, path = _run_dir(request)
     return JSONResponse(pages.metrics_payload(name, path))
 
 
-async def evidence_file(request: Request) -> Response:
+def evidence_file(request: Request) -> Response:
     name = request.path_params["name"]
     try:
         path = resolve_under(_root(request), name)

@@ -62,8 +62,15 @@ def reproduce_command(view: RunView) -> str | None:
 
 
 def evidence(run_dir: Path) -> list[dict[str, Any]]:
+    """Each evidence file with what it proves; `file` marks those the dashboard can open (not dirs)."""
     return [
-        {"name": name, "proves": proves, "present": (run_dir / name).exists()} for name, proves in EVIDENCE
+        {
+            "name": name,
+            "proves": proves,
+            "present": (run_dir / name).exists(),
+            "file": (run_dir / name).is_file(),
+        }
+        for name, proves in EVIDENCE
     ]
 
 

@@ -41,6 +41,7 @@ def metrics_payload(name: str, path: Path) -> dict[str, Any]:
         "series": runs.series(metrics),
         "progress": runs.progress(view, metrics),
         "curves": curve_list(metrics),
+        "log_tail": runs.log_tail(path),
     }
 
 
@@ -53,9 +54,9 @@ def run_context(name: str, path: Path) -> dict[str, Any]:
     try:
         view = read_run(path)
         reason = runs.unreadable_reason(view)
-        context = {"name": name, "unreadable": reason, "live": metrics_payload(name, path),
-                   "log_tail": runs.log_tail(path), "evidence": detail.evidence(path),
-                   "completions": detail.completions(path)}  # fmt: skip
+        live = metrics_payload(name, path)
+        context = {"name": name, "unreadable": reason, "live": live, "log_tail": live["log_tail"],
+                   "evidence": detail.evidence(path), "completions": detail.completions(path)}  # fmt: skip
         if reason:
             return context
         return {**context, "view": view, "sections": detail.manifest_sections(view),
