@@ -238,9 +238,13 @@ def eval_loss_ids(model: Any, rows: list[tuple[list[int], int]], pad_id: int, ba
                 input_ids[i, : len(ids)] = torch.tensor(ids)
                 attention[i, : len(ids)] = 1
                 labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
-            logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+            logits = model(
+                input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)
+            ).logits
             total += F.cross_entropy(
-                logits.float()[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(model.device), reduction="sum"
+                logits.float()[:, :-1].flatten(0, 1),
+                labels[:, 1:].flatten().to(model.device),
+                reduction="sum",
             ).item()
             count += int((labels[:, 1:] != -100).sum())
     model.train(was_training)

@@ -171,7 +171,9 @@ def _build(out: Path, size: LoraSize, n: int, workdir: Path) -> LoraFixture:
     # The config's default: no system instruction (tunix-rt's render decides what a chat template gets).
     train = tokenize_traces(traces[:n], tokenizer, system_instruction=None, max_seq_length=MAX_LENGTH)
     held_out = tokenize_traces(traces[n:], tokenizer, system_instruction=None, max_seq_length=MAX_LENGTH)
-    (out / "traces.jsonl").write_text("\n".join(lines[k] for k in train.source_index) + "\n", encoding="utf-8")
+    (out / "traces.jsonl").write_text(
+        "\n".join(lines[k] for k in train.source_index) + "\n", encoding="utf-8"
+    )
     _write_ids(out / "ids.jsonl", train)
     eval_rows = _write_ids(out / "eval_ids.jsonl", held_out)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)

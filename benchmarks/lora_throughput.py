@@ -149,7 +149,9 @@ def run_trl_lora(
 # --- numbers -------------------------------------------------------------------------------------
 
 
-def lora_flops_per_token(params: int, adapter_params: int, layers: int, hidden: int, mean_len: float) -> float:
+def lora_flops_per_token(
+    params: int, adapter_params: int, layers: int, hidden: int, mean_len: float
+) -> float:
     """Frozen base: forward + input gradients (4N); adapters: 6 N_lora; attention as in train/flops.py."""
     return 4 * params + 6 * adapter_params + 12 * layers * hidden * mean_len
 
@@ -173,7 +175,9 @@ def finish_rows(
         loss = row.get("final_loss")
         row["loss_finite"] = isinstance(loss, (int, float)) and math.isfinite(loss)
     ok = [r for r in rows if r.get("status") == "ok" and r.get("tokens_per_sec")]
-    best_trl = max((r for r in ok if r["contender"].startswith("trl")), key=lambda r: r["tokens_per_sec"], default=None)
+    best_trl = max(
+        (r for r in ok if r["contender"].startswith("trl")), key=lambda r: r["tokens_per_sec"], default=None
+    )
     for row in ok:
         if best_trl:
             row["ratio_to_trl"] = round(row["tokens_per_sec"] / best_trl["tokens_per_sec"], 2)
@@ -190,7 +194,9 @@ def consistency_notes(rows: list[dict[str, Any]], adapter_params: int) -> list[s
                      + ", ".join(f"{k} {v}" for k, v in trainable.items()))  # fmt: skip
     dtypes = {r["contender"]: r.get("dtype") for r in ok if not r["contender"].endswith("-fp32")}
     if len(set(dtypes.values())) > 1:
-        notes.append("the rows trained in different dtypes: " + ", ".join(f"{k} {v}" for k, v in dtypes.items()))
+        notes.append(
+            "the rows trained in different dtypes: " + ", ".join(f"{k} {v}" for k, v in dtypes.items())
+        )
     return notes
 
 
@@ -200,7 +206,9 @@ def print_table(rows: list[dict[str, Any]], title: str, base_eval_loss: float) -
     lines = [header]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append([r["contender"], f"{r.get('status', 'failed')}: {r.get('reason', '')}".splitlines()[0][:90]])
+            lines.append(
+                [r["contender"], f"{r.get('status', 'failed')}: {r.get('reason', '')}".splitlines()[0][:90]]
+            )
             continue
         lines.append([
             r["contender"], fmt(r.get("tokens_per_sec"), ".0f"), fmt(r.get("ratio_to_trl")),
@@ -225,11 +233,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated, from: {', '.join(CONTENDERS)}")  # fmt: skip
     parser.add_argument("--n-traces", type=int, default=None, help="training traces (default 384, tiny 48)")
     parser.add_argument("--tiny", action="store_true", help="a ~100k-parameter Llama, 48 traces: seconds")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every contender (default: all)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for every contender (default: all)"
+    )
     parser.add_argument("--json", dest="json_out", default=None, help="write machine-readable results here")
     parser.add_argument("--workdir", default=None, help="fixture, runs and logs (reused between invocations)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender")
-    parser.add_argument("--attn", default="eager", choices=["eager", "sdpa"], help="attention kernel for every row")
+    parser.add_argument(
+        "--attn", default="eager", choices=["eager", "sdpa"], help="attention kernel for every row"
+    )
     parser.add_argument("--tunix-set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra `--set` for the tunix-rt rows, e.g. training.compile=true")  # fmt: skip
     args = parser.parse_args(argv)
@@ -258,7 +270,11 @@ def run_contenders(
         row = run(contender, fixture, workdir, env, args, logging_steps)
         row["description"] = contender.description
         rows.append(row)
-        detail = f"{row.get('train_runtime_s')} s loop, {row.get('wall_s')} s wall" if row["status"] == "ok" else row.get("reason")
+        detail = (
+            f"{row.get('train_runtime_s')} s loop, {row.get('wall_s')} s wall"
+            if row["status"] == "ok"
+            else row.get("reason")
+        )
         print(f"{contender.name}: {row['status']} ({detail})", flush=True)
     return rows
 
@@ -288,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = verdict(rows, OURS, TARGET) + consistency_notes(rows, adapter_params)
     for line in notes:
         print(line)
-    print(f"matmul peaks (GFLOP/s, {args.threads} threads): " + ", ".join(f"{k} {v}" for k, v in peaks.items()))
+    print(
+        f"matmul peaks (GFLOP/s, {args.threads} threads): " + ", ".join(f"{k} {v}" for k, v in peaks.items())
+    )
     result = {
         "benchmark": "lora_throughput",
         "mode": "tiny" if args.tiny else "full",
@@ -297,10 +315,17 @@ def main(argv: list[str] | None = None) -> int:
         "adapter_params": adapter_params,
         "peak_gflops": peaks,
         "hyperparameters": {
-            "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "schedule": "linear, no warmup",
-            "optimizer": "AdamW", "max_grad_norm": MAX_GRAD_NORM, "seed": SEED, "max_length": MAX_LENGTH,
-            "lora": LORA, "gradient_checkpointing": False, "attn": args.attn,
-        },  # fmt: skip
+            "batch_size": BATCH_SIZE,
+            "learning_rate": LEARNING_RATE,
+            "schedule": "linear, no warmup",
+            "optimizer": "AdamW",
+            "max_grad_norm": MAX_GRAD_NORM,
+            "seed": SEED,
+            "max_length": MAX_LENGTH,
+            "lora": LORA,
+            "gradient_checkpointing": False,
+            "attn": args.attn,
+        },
         "rows": rows,
         "notes": notes,
     }

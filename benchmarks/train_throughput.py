@@ -73,7 +73,9 @@ CONTENDERS = {
     for c in [
         Contender("tunix-rt", "tunix", "auto", description="tunix-rt CLI, dtype auto"),
         Contender("tunix-rt-fp32", "tunix", "float32", description="tunix-rt CLI, float32"),
-        Contender("tunix-rt-padded", "tunix", "auto", {"packing": False}, "tunix-rt, rows padded, not packed"),
+        Contender(
+            "tunix-rt-padded", "tunix", "auto", {"packing": False}, "tunix-rt, rows padded, not packed"
+        ),
         Contender(
             "tunix-rt-bucketed", "tunix", "auto", {"bucket_window": 32}, "tunix-rt, length-sorted batches"
         ),
@@ -224,7 +226,9 @@ def run_tunix(
     contender: Contender, fixture: Fixture, workdir: Path, env: dict[str, str], args: argparse.Namespace,
     logging_steps: int, max_steps: int | None = None, tag: str = "",
 ) -> dict[str, Any]:  # fmt: skip
-    config = tunix_config(fixture.model_dir, contender.dtype, logging_steps, max_steps, args.attn, contender.options)
+    config = tunix_config(
+        fixture.model_dir, contender.dtype, logging_steps, max_steps, args.attn, contender.options
+    )
     row = launch_tunix(contender.name + tag, config, fixture.traces, workdir, env, args)
     if row["status"] != "ok":
         return row
@@ -395,7 +399,11 @@ def verdict(rows: list[dict[str, Any]], ours_name: str = "tunix-rt", target: flo
     def describe(ref: dict[str, Any]) -> str:
         ratio = ours["tokens_per_sec"] / ref["tokens_per_sec"]
         key, gap = loss_gap(ours, ref)
-        loss = f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})" if gap is not None else "loss n/a"
+        loss = (
+            f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})"
+            if gap is not None
+            else "loss n/a"
+        )
         return f"{ours_name} vs {ref['contender']}: {ratio:.2f}x tokens/s, {loss}"
 
     # A TRL row that learned less than tunix-rt by more than 5% is not an equal-loss peer; one that
@@ -404,14 +412,18 @@ def verdict(rows: list[dict[str, Any]], ours_name: str = "tunix-rt", target: flo
     if peers:
         ref = peers[0]
         gap = loss_gap(ours, ref)[1]
-        met = ours["tokens_per_sec"] / ref["tokens_per_sec"] >= target and gap is not None and abs(gap) <= 0.05
+        met = (
+            ours["tokens_per_sec"] / ref["tokens_per_sec"] >= target and gap is not None and abs(gap) <= 0.05
+        )
         why = "" if gap is None or gap <= 0.05 else f" ({ours_name}'s loss is more than 5% worse)"
         lines.append(
             f"{describe(ref)}; target >= {target:g}x the fastest TRL row at loss within 5%: "
             f"{'met' if met else 'NOT met'}{why}"
         )
     else:
-        lines.append(f"every TRL row learned less than {ours_name} by more than 5%: no equal-loss peer, target not judged")
+        lines.append(
+            f"every TRL row learned less than {ours_name} by more than 5%: no equal-loss peer, target not judged"
+        )
     if not peers or trl[0] is not peers[0]:
         lines.append(f"{describe(trl[0])}; the fastest TRL row, not an equal-loss peer (it learned less)")
     return lines
@@ -496,7 +508,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender")
     parser.add_argument(
-        "--attn", default="eager", choices=["eager", "sdpa"],
+        "--attn",
+        default="eager",
+        choices=["eager", "sdpa"],
         help="attention kernel for every row (eager is the faster one on CPU at these lengths)",
     )
     parser.add_argument("--tunix-set", action="append", default=[], metavar="KEY=VALUE",
