@@ -219,7 +219,7 @@ def eval_loss(model: Any, tokenizer: Any, pairs_path: Path, n: int = EVAL_EXAMPL
     return eval_loss_ids(model, rows, tokenizer.pad_token_id, batch)
 
 
-def eval_loss_ids(model: Any, rows: list[tuple[list[int], int]], pad_id: int, batch: int = 32) -> float:
+def eval_loss_ids(model: Any, rows: list[tuple[list[int], int]], pad_id: int, batch: int = 8) -> float:
     """Mean cross-entropy over the tokens after each row's prompt: rows are (ids, prompt length)."""
     import torch
     import torch.nn.functional as F

@@ -39,7 +39,7 @@ class LoraSize:
     n_eval: int
 
 
-FULL_LORA = LoraSize("smollm2", 384, 128)
+FULL_LORA = LoraSize("smollm2", 384, 64)
 TINY_LORA = LoraSize("llama-tiny", 48, 16)
 
 
