@@ -155,8 +155,7 @@ def use_fused_activations(model: Any) -> int:
 
 def model_source(cfg: ModelConfig) -> ModelSource:
     """The resolved source of cfg's pretrained model (for load_pretrained and the manifest)."""
-    # model.gguf_file joins ModelConfig with the LoRA work; until then a config cannot set it.
-    return resolve_model_source(str(cfg.model_id), cfg.revision, getattr(cfg, "gguf_file", None))
+    return resolve_model_source(str(cfg.model_id), cfg.revision, cfg.gguf_file)
 
 
 def load_pretrained(
