@@ -24,7 +24,7 @@ from typing import Any
 
 from _fixture import MAX_LENGTH, PAD, _train_tokenizer, eval_loss_ids
 
-LORA_FIXTURE_VERSION = 1
+LORA_FIXTURE_VERSION = 2
 SMOLLM2 = "smollm2-135m-instruct"
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -111,12 +111,17 @@ def _from_meta(meta: dict[str, Any]) -> LoraFixture:
     return LoraFixture(**fields)
 
 
-def _model_dir(out: Path, size: LoraSize, traces: list[Any]) -> Path:
+def _model_dir(out: Path, size: LoraSize, traces: list[Any]) -> tuple[Path, str]:
+    """(the directory both sides load, the model's name for the table)."""
     if size is TINY_LORA:
-        return _tiny_llama(out / "model", traces)
+        return _tiny_llama(out / "model", traces), "tiny llama"
     from tunix_rt.train.sources import resolve_model_source, weights_dir
 
-    return Path(weights_dir(resolve_model_source(SMOLLM2)))
+    source = resolve_model_source(SMOLLM2)
+    origin = f"{source.kind} {source.package or source.id_or_path}"
+    if source.quantisation:
+        origin += f", {source.quantisation} dequantised"
+    return Path(weights_dir(source)), f"SmolLM2-135M-Instruct ({origin})"
 
 
 def _tiny_llama(target: Path, traces: list[Any]) -> Path:
@@ -166,7 +171,7 @@ def _build(out: Path, size: LoraSize, n: int, workdir: Path) -> LoraFixture:
     lines = [line for line in resolved.path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(lines) != len(traces):
         raise RuntimeError(f"{resolved.path}: {len(lines)} lines but {len(traces)} traces")
-    model_dir = _model_dir(out, size, traces)
+    model_dir, model_name = _model_dir(out, size, traces)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     # The config's default: no system instruction (tunix-rt's render decides what a chat template gets).
     train = tokenize_traces(traces[:n], tokenizer, system_instruction=None, max_seq_length=MAX_LENGTH)
@@ -179,7 +184,7 @@ def _build(out: Path, size: LoraSize, n: int, workdir: Path) -> LoraFixture:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = model.config
     return LoraFixture(
-        path=out, model_dir=model_dir, model_name=config._name_or_path if size is not TINY_LORA else "tiny llama",
+        path=out, model_dir=model_dir, model_name=model_name,
         params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()),
         layers=int(config.num_hidden_layers), hidden=int(config.hidden_size), examples=len(train),
         tokens=int(train.lengths.sum()), completion_tokens=int(train.completion_lengths.sum()),

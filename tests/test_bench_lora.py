@@ -31,8 +31,8 @@ def test_tiny_lora_benchmark_runs_both_sides_and_its_report_adds_up(tmp_path: Pa
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--contenders", "tunix-rt-lora,trl-lora",
-         "--workdir", str(tmp_path / "work"), "--json", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=540, cwd=ROOT,
+         "--workdir", str(tmp_path / "work"), "--json", str(out), "--timeout", "400"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
