@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     peaks = measure_peaks(args.threads, {"float32", "bfloat16"})
     rows = run_contenders(args, fixture, workdir, env)
     finish_rows(rows, fixture, adapter_params, peaks)
-    title = (f"LoRA SFT, one epoch, batch {BATCH_SIZE}: {fixture.model_name} ({fixture.params / 1e6:.1f}M params, "
-             f"r={LORA['r']} all-linear, {adapter_params / 1e6:.2f}M trainable), {fixture.examples} examples, "
+    title = (f"LoRA SFT, one epoch, batch {BATCH_SIZE}: {fixture.model_name}, {fixture.params / 1e6:.1f}M params, "
+             f"LoRA r={LORA['r']} all-linear ({adapter_params / 1e6:.2f}M trainable), {fixture.examples} examples, "
              f"{fixture.tokens} non-pad tokens (mean {fixture.mean_len:.1f}), {args.threads} threads; "
              f"CPU: {machine['cpu']} ({' '.join(machine['flags'])})")  # fmt: skip
     print()
