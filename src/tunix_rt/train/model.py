@@ -222,6 +222,26 @@ def check_model_available(cfg: ModelConfig) -> str:
     return "on the hub (will be downloaded)"
 
 
+def load_tokenizer_only(cfg: ModelConfig) -> Any:
+    """The tokenizer of cfg's pretrained model without its weights (for --dry-run's token counts).
+
+    A GGUF source not converted yet is read for its tokenizer only: no conversion happens here.
+    """
+    from transformers import AutoTokenizer
+
+    resolved = model_source(cfg)
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if resolved.kind in ("gguf", "package"):
+        converted = converted_dir(str(resolved.file_sha256))
+        if (converted / SOURCE_FILE).is_file():
+            return finish_tokenizer(AutoTokenizer.from_pretrained(converted, **kwargs))
+        file = Path(resolved.id_or_path)
+        return finish_tokenizer(AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name, **kwargs))
+    if resolved.revision:
+        kwargs["revision"] = resolved.revision
+    return finish_tokenizer(AutoTokenizer.from_pretrained(resolved.id_or_path, local_files_only=True, **kwargs))
+
+
 def explain_load_failure(name: str, revision: str | None, exc: Exception, offline: bool | None) -> str:
     text = str(exc)
     rev = f" (revision {revision})" if revision else ""
