@@ -210,31 +210,41 @@ def eval_loss(model: Any, tokenizer: Any, pairs_path: Path, n: int = EVAL_EXAMPL
     outside its timed loop: the training loss of the last logged window depends on which examples
     the last batches held (length-bucketed and random batches differ), this does not.
     """
+    pairs = [json.loads(line) for line in Path(pairs_path).read_text().splitlines() if line.strip()][:n]
+    rows = []
+    for p in pairs:
+        p_ids = tokenizer(p["prompt"], add_special_tokens=False).input_ids
+        c_ids = tokenizer(p["completion"], add_special_tokens=False).input_ids
+        rows.append((p_ids + c_ids + [tokenizer.eos_token_id], len(p_ids)))
+    return eval_loss_ids(model, rows, tokenizer.pad_token_id, batch)
+
+
+def eval_loss_ids(model: Any, rows: list[tuple[list[int], int]], pad_id: int, batch: int = 8) -> float:
+    """Mean cross-entropy over the tokens after each row's prompt: rows are (ids, prompt length)."""
     import torch
     import torch.nn.functional as F
 
-    pairs = [json.loads(line) for line in Path(pairs_path).read_text().splitlines() if line.strip()][:n]
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(pairs), batch):
-            chunk = pairs[start : start + batch]
-            rows = []
-            for p in chunk:
-                p_ids = tokenizer(p["prompt"], add_special_tokens=False).input_ids
-                c_ids = tokenizer(p["completion"], add_special_tokens=False).input_ids
-                rows.append((p_ids + c_ids + [eos], len(p_ids)))
-            width = max(len(ids) for ids, _ in rows)
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            labels = torch.full((len(rows), width), -100, dtype=torch.long)
-            for i, (ids, n_prompt) in enumerate(rows):
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            width = max(len(ids) for ids, _ in chunk)
+            input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+            for i, (ids, n_prompt) in enumerate(chunk):
                 input_ids[i, : len(ids)] = torch.tensor(ids)
+                attention[i, : len(ids)] = 1
                 labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
-            logits = model(input_ids=input_ids.to(model.device)).logits.float()
+            logits = model(
+                input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)
+            ).logits
             total += F.cross_entropy(
-                logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(model.device), reduction="sum"
+                logits.float()[:, :-1].flatten(0, 1),
+                labels[:, 1:].flatten().to(model.device),
+                reduction="sum",
             ).item()
             count += int((labels[:, 1:] != -100).sum())
     model.train(was_training)

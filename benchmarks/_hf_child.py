@@ -9,7 +9,9 @@ fixture's pairs with `Trainer.train()` and report its `train_runtime` (the train
 - trl: TRL's SFTTrainer on a prompt-completion dataset (loss on the completion only), dynamic
   padding to the longest row of each batch (or padding_free / length-grouped batches when the spec
   says so), gradient checkpointing explicitly off (SFTConfig turns it on by default), bf16 autocast
-  or fp32.
+  or fp32. With `ids` in the spec (the LoRA benchmark) the dataset is pre-tokenised: input_ids plus
+  a completion_mask, the very ids tunix-rt trains on, and the eval loss is taken on `eval_ids`.
+  With `lora` in the spec the model gets peft LoRA adapters (SFTTrainer's peft_config).
 - original: the original tunix-rt recipe (training_pt/train.py): plain HF Trainer, every row padded
   to max_length=128 with an attention mask, fp32. The original trained on the question alone; here
   it trains on prompt + completion (loss on the completion) so its tokens and loss compare.
@@ -52,7 +54,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     transformers.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
-    pairs = [json.loads(line) for line in Path(spec["pairs"]).read_text().splitlines() if line.strip()]
+    pairs = _read_jsonl(spec["ids"] if spec.get("ids") else spec["pairs"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
     model = AutoModelForCausalLM.from_pretrained(
         spec["model_dir"], dtype=torch.float32, attn_implementation=spec.get("attn", "eager")
@@ -91,10 +93,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     metrics = output.metrics
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     runtime = float(metrics["train_runtime"])
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _fixture import eval_loss
-
-    final_eval = eval_loss(trainer.model, tokenizer, Path(spec["pairs"]))
+    final_eval = _eval_loss(spec, trainer.model, tokenizer)
     return {
         "train_runtime_s": round(runtime, 3),
         "train_tokens": tokens,
@@ -108,8 +107,24 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "settings": settings,
         "optimizer": str(trainer.args.optim),
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "versions": _versions(),
     }
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _eval_loss(spec: dict[str, Any], model: Any, tokenizer: Any) -> float:
+    """The fixture's fixed eval loss: on eval_ids (pre-tokenised) or on the first text pairs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _fixture import eval_loss, eval_loss_ids
+
+    if spec.get("eval_ids"):
+        rows = [(r["input_ids"], r["n_prompt"]) for r in _read_jsonl(spec["eval_ids"])]
+        return eval_loss_ids(model, rows, spec["pad_id"])
+    return eval_loss(model, tokenizer, Path(spec["pairs"]))
 
 
 def _trl_trainer(spec: dict[str, Any], model: Any, tokenizer: Any, pairs: list[dict], common: dict) -> tuple:
@@ -130,8 +145,17 @@ def _trl_trainer(spec: dict[str, Any], model: Any, tokenizer: Any, pairs: list[d
         max_length=None if padding_free else spec["max_length"],
         dataset_num_proc=None,
     )
-    dataset = Dataset.from_list([{"prompt": p["prompt"], "completion": p["completion"]} for p in pairs])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    if spec.get("ids"):  # pre-tokenised: TRL builds the labels from completion_mask, tokenises nothing
+        dataset = Dataset.from_list(
+            [{"input_ids": p["input_ids"], "completion_mask": [0] * p["n_prompt"] + [1] * (len(p["input_ids"]) - p["n_prompt"])}
+             for p in pairs]
+        )  # fmt: skip
+    else:
+        dataset = Dataset.from_list([{"prompt": p["prompt"], "completion": p["completion"]} for p in pairs])
+    peft_config = _peft_config(spec["lora"]) if spec.get("lora") else None
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
     settings = {
         "trainer": "trl.SFTTrainer",
         "bf16": args.bf16,
@@ -146,8 +170,19 @@ def _trl_trainer(spec: dict[str, Any], model: Any, tokenizer: Any, pairs: list[d
         "max_length": args.max_length,
         "train_sampling_strategy": getattr(args, "train_sampling_strategy", "random"),
         "attn_implementation": model.config._attn_implementation,
+        "pretokenized": bool(spec.get("ids")),
+        "lora": spec.get("lora"),
     }
     return trainer, settings
+
+
+def _peft_config(lora: dict[str, Any]) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"], task_type="CAUSAL_LM",
+    )  # fmt: skip
 
 
 def _trl_token_count(trainer: Any) -> tuple[int, int]:
@@ -202,7 +237,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "transformers", "trl", "accelerate", "datasets"):
+    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
     return out

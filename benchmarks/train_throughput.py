@@ -73,7 +73,9 @@ CONTENDERS = {
     for c in [
         Contender("tunix-rt", "tunix", "auto", description="tunix-rt CLI, dtype auto"),
         Contender("tunix-rt-fp32", "tunix", "float32", description="tunix-rt CLI, float32"),
-        Contender("tunix-rt-padded", "tunix", "auto", {"packing": False}, "tunix-rt, rows padded, not packed"),
+        Contender(
+            "tunix-rt-padded", "tunix", "auto", {"packing": False}, "tunix-rt, rows padded, not packed"
+        ),
         Contender(
             "tunix-rt-bucketed", "tunix", "auto", {"bucket_window": 32}, "tunix-rt, length-sorted batches"
         ),
@@ -192,16 +194,16 @@ def tail(path: Path, n: int = 12) -> str:
 
 
 def tunix_config(
-    fixture: Fixture, dtype: str, logging_steps: int, max_steps: int | None, attn: str = "eager",
-    data_options: dict[str, Any] | None = None,
+    model_dir: Path, dtype: str, logging_steps: int, max_steps: int | None, attn: str = "eager",
+    data_options: dict[str, Any] | None = None, batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
 ) -> dict[str, Any]:  # fmt: skip
     training: dict[str, Any] = {
         "device": "cpu",
         "dtype": dtype,
-        "batch_size": BATCH_SIZE,
+        "batch_size": batch_size,
         "max_seq_length": MAX_LENGTH,
         "num_epochs": 1,
-        "learning_rate": LEARNING_RATE,
+        "learning_rate": learning_rate,
         "weight_decay": 0.0,
         "warmup_steps": 0,
         "lr_scheduler": "linear",
@@ -214,7 +216,7 @@ def tunix_config(
     if max_steps:
         training["max_steps"] = max_steps
     return {
-        "model": {"model_id": str(fixture.model_dir), "init": "pretrained", "attn_implementation": attn},
+        "model": {"model_id": str(model_dir), "init": "pretrained", "attn_implementation": attn},
         "training": training,
         "data": {"shuffle": True, **(data_options or {})},
     }
@@ -224,23 +226,33 @@ def run_tunix(
     contender: Contender, fixture: Fixture, workdir: Path, env: dict[str, str], args: argparse.Namespace,
     logging_steps: int, max_steps: int | None = None, tag: str = "",
 ) -> dict[str, Any]:  # fmt: skip
+    config = tunix_config(
+        fixture.model_dir, contender.dtype, logging_steps, max_steps, args.attn, contender.options
+    )
+    row = launch_tunix(contender.name + tag, config, fixture.traces, workdir, env, args)
+    if row["status"] != "ok":
+        return row
+    row["eval_loss"] = tunix_eval_loss(Path(row["output"]) / "final_model", fixture)
+    if max_steps:  # a partial epoch: only the steps taken count
+        row["examples"] = min(row["examples"] or 0, max_steps * BATCH_SIZE)
+    return row
+
+
+def launch_tunix(
+    name: str, config: dict[str, Any], dataset: Path, workdir: Path, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:  # fmt: skip
+    """`tunix-rt train` with `config` in a child process; the row holds what its run manifest reports."""
     import yaml
 
-    name = contender.name + tag
     out = workdir / "runs" / name
-    config = workdir / "configs" / f"{name}.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        yaml.safe_dump(
-            tunix_config(fixture, contender.dtype, logging_steps, max_steps, args.attn, contender.options),
-            sort_keys=False,
-        )
-    )
-    command = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config), "--dataset", str(fixture.traces),
+    config_path = workdir / "configs" / f"{name}.yaml"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "tunix_rt", "train", "--config", str(config_path), "--dataset", str(dataset),
                "--output", str(out), "--overwrite"]  # fmt: skip
     command += [x for s in args.tunix_set for x in ("--set", s)]
     proc = run_child(command, env, workdir / "logs" / f"{name}.log", args.timeout)
-    row: dict[str, Any] = {"contender": name, "command": " ".join(command), **proc}
+    row: dict[str, Any] = {"contender": name, "command": " ".join(command), "output": str(out), **proc}
     manifest_path = out / "run_manifest.json"
     if proc["returncode"] != 0 or not manifest_path.is_file():
         row.update(
@@ -260,11 +272,8 @@ def run_tunix(
         manifest_tokens_per_sec=summary.get("tokens_per_sec"),
         manifest_mfu=(manifest.get("loop") or {}).get("mfu"),
         manifest_peak_memory_mb=summary.get("peak_memory_mb"),
-        settings={"trainer": "tunix-rt", "config": str(config), "set": list(args.tunix_set)},
+        settings={"trainer": "tunix-rt", "config": str(config_path), "set": list(args.tunix_set)},
     )
-    row["eval_loss"] = tunix_eval_loss(out / "final_model", fixture)
-    if max_steps:  # a partial epoch: only the steps taken count
-        row["examples"] = min(row["examples"] or 0, max_steps * BATCH_SIZE)
     return row
 
 
@@ -283,20 +292,12 @@ def run_hf(
     contender: Contender, fixture: Fixture, workdir: Path, env: dict[str, str], args: argparse.Namespace,
     logging_steps: int,
 ) -> dict[str, Any]:  # fmt: skip
-    name = contender.name
-    child_dir = workdir / "hf" / name
-    child_dir.mkdir(parents=True, exist_ok=True)
-    result_path = child_dir / "result.json"
-    result_path.unlink(missing_ok=True)
     spec = {
-        "contender": name,
         "recipe": contender.kind,
         "dtype": contender.dtype,
         "model_dir": str(fixture.model_dir),
         "attn": args.attn,
         "pairs": str(fixture.pairs),
-        "workdir": str(child_dir),
-        "result": str(result_path),
         "threads": args.threads,
         "batch_size": BATCH_SIZE,
         "learning_rate": LEARNING_RATE,
@@ -306,6 +307,18 @@ def run_hf(
         "max_length": MAX_LENGTH,
         **contender.options,
     }
+    return launch_hf(contender.name, spec, workdir, env, args)
+
+
+def launch_hf(
+    name: str, spec: dict[str, Any], workdir: Path, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:  # fmt: skip
+    """benchmarks/_hf_child.py with `spec` in a child process; the row holds the result it writes."""
+    child_dir = workdir / "hf" / name
+    child_dir.mkdir(parents=True, exist_ok=True)
+    result_path = child_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    spec = {"contender": name, "workdir": str(child_dir), "result": str(result_path), **spec}
     spec_path = child_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     command = [sys.executable, str(HERE / "_hf_child.py"), str(spec_path)]
@@ -363,15 +376,15 @@ def loss_gap(ours: dict[str, Any], ref: dict[str, Any]) -> tuple[str, float | No
     return key, (ours[key] - ref[key]) / ref[key]
 
 
-def verdict(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's target: tunix-rt >= 1.5x TRL's best row at equal final loss (within 5%).
+def verdict(rows: list[dict[str, Any]], ours_name: str = "tunix-rt", target: float = 1.5) -> list[str]:
+    """The issue's target: `ours_name` >= target x TRL's best row at equal loss (within 5%).
 
-    "TRL's best" for the target is the fastest TRL row that did not learn less than tunix-rt by more
+    "TRL's best" for the target is the fastest TRL row that did not learn less than ours by more
     than 5%: a row that is fast because it learned less is not an equal-loss peer (reported on its
-    own line). The target is met only if that row's loss is also within 5% of tunix-rt's.
+    own line). The target is met only if that row's loss is also within 5% of ours.
     """
     ok = {r["contender"]: r for r in rows if r.get("status") == "ok"}
-    ours = ok.get("tunix-rt")
+    ours = ok.get(ours_name)
     lines = []
     counts = {r["contender"]: r.get("train_tokens") for r in ok.values() if not r.get("partial")}
     if len(set(counts.values())) > 1:
@@ -386,8 +399,12 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     def describe(ref: dict[str, Any]) -> str:
         ratio = ours["tokens_per_sec"] / ref["tokens_per_sec"]
         key, gap = loss_gap(ours, ref)
-        loss = f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})" if gap is not None else "loss n/a"
-        return f"tunix-rt vs {ref['contender']}: {ratio:.2f}x tokens/s, {loss}"
+        loss = (
+            f"{key.replace('_', ' ')} {ours[key]} vs {ref[key]} ({gap:+.1%})"
+            if gap is not None
+            else "loss n/a"
+        )
+        return f"{ours_name} vs {ref['contender']}: {ratio:.2f}x tokens/s, {loss}"
 
     # A TRL row that learned less than tunix-rt by more than 5% is not an equal-loss peer; one that
     # learned more stays a candidate (being faster by learning less must not count for us).
@@ -395,13 +412,18 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     if peers:
         ref = peers[0]
         gap = loss_gap(ours, ref)[1]
-        met = ours["tokens_per_sec"] / ref["tokens_per_sec"] >= 1.5 and gap is not None and abs(gap) <= 0.05
-        why = "" if gap is None or gap <= 0.05 else " (tunix-rt's loss is more than 5% worse)"
+        met = (
+            ours["tokens_per_sec"] / ref["tokens_per_sec"] >= target and gap is not None and abs(gap) <= 0.05
+        )
+        why = "" if gap is None or gap <= 0.05 else f" ({ours_name}'s loss is more than 5% worse)"
         lines.append(
-            f"{describe(ref)}; target >= 1.5x the fastest TRL row at loss within 5%: {'met' if met else 'NOT met'}{why}"
+            f"{describe(ref)}; target >= {target:g}x the fastest TRL row at loss within 5%: "
+            f"{'met' if met else 'NOT met'}{why}"
         )
     else:
-        lines.append("every TRL row learned less than tunix-rt by more than 5%: no equal-loss peer, target not judged")
+        lines.append(
+            f"every TRL row learned less than {ours_name} by more than 5%: no equal-loss peer, target not judged"
+        )
     if not peers or trl[0] is not peers[0]:
         lines.append(f"{describe(trl[0])}; the fastest TRL row, not an equal-loss peer (it learned less)")
     return lines
@@ -432,6 +454,11 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
             fmt(r.get("peak_rss_mb"), ".0f"), f"{mfu:.1%}" if mfu is not None else "-", fmt(r.get("dtype")),
             fmt(r.get("train_tokens")),
         ])  # fmt: skip
+    render_table(header, lines, title)
+
+
+def render_table(header: list[str], lines: list[list[str]], title: str) -> None:
+    """Columns right-aligned under `header` (lines[0]); a two-cell line is a row's status message."""
     widths = [
         max(len(line[i]) for line in lines if len(line) > i and len(line) == len(header))
         for i in range(len(header))
@@ -481,7 +508,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender")
     parser.add_argument(
-        "--attn", default="eager", choices=["eager", "sdpa"],
+        "--attn",
+        default="eager",
+        choices=["eager", "sdpa"],
         help="attention kernel for every row (eager is the faster one on CPU at these lengths)",
     )
     parser.add_argument("--tunix-set", action="append", default=[], metavar="KEY=VALUE",
@@ -514,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         title = (f"one epoch, batch {BATCH_SIZE}: GPT-2 {fx['params'] / 1e6:.2f}M params, {fx['examples']} examples, "
                  f"{fx['tokens']} non-pad tokens (mean {fx['mean_len']}), {args.threads} threads")  # fmt: skip
     print()
-    print_table(rows, title)
+    print_table(rows, f"{title}; CPU: {machine['cpu']}")
     notes = [] if args.scale else verdict(rows)
     for line in notes:
         print(line)

@@ -40,8 +40,8 @@ def test_tiny_benchmark_reports_every_installed_contender(tmp_path: Path) -> Non
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--contenders", ",".join(CONTENDERS),
-         "--workdir", str(tmp_path / "work"), "--json", str(out), "--timeout", "120"],
-        capture_output=True, text=True, timeout=170, cwd=ROOT,
+         "--workdir", str(tmp_path / "work"), "--json", str(out), "--timeout", "300"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -57,7 +57,7 @@ def test_the_readme_puts_mfu_where_the_manifest_has_it() -> None:
 
 def test_the_default_config_states_the_cpu_reasoner_time_the_readme_measured() -> None:
     comment = (ROOT / "src/tunix_rt/configs/default.yaml").read_text(encoding="utf-8")
-    stated = re.search(r"cpu-reasoner\.yaml is the same recipe given about (\d+) minutes", comment)
+    stated = re.search(r"cpu-scratch\.yaml is the same recipe given about (\d+) minutes", comment)
     measured = re.search(r"(\d+) min (\d+) s whole command", README)
     assert stated and measured, "default.yaml's comment or README's cpu-reasoner timing changed shape"
     minutes = int(measured.group(1)) + int(measured.group(2)) / 60

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -9,6 +11,10 @@ from helpers_train import REFERENCE, scratch_config, write_traces
 from tunix_rt.cli import main
 
 REFERENCE_CONFIGS = sorted((REFERENCE / "configs").glob("*.yaml")) if (REFERENCE / "configs").is_dir() else []
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted(
+    (ROOT / "src/tunix_rt/configs").glob("*.yaml")
+)
 
 
 @pytest.fixture
@@ -140,7 +146,9 @@ def test_dry_run_accepts_every_reference_config(config, tmp_path, capsys, monkey
         assert "blocker: device" in captured.out
 
 
-def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_path, capsys, monkeypatch) -> None:
+def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(
+    config_file, tmp_path, capsys, monkeypatch
+) -> None:
     """The original's lost milestone: is_available() says True, but the build has no sm_120 kernels."""
     from tunix_rt.device import fakes, preflight
     from tunix_rt.recipes import sft
@@ -155,8 +163,19 @@ def test_train_under_a_faked_rtx_5090_refuses_naming_sm_120(config_file, tmp_pat
     monkeypatch.setattr(sft, "load_pretrained", no_model_loading)
     monkeypatch.setattr(sft, "build_scratch_model", no_model_loading)
     data = write_traces(tmp_path / "d.jsonl", n=8)
-    code = main(["train", "--config", str(config_file), "--dataset", str(data), "--output",
-                 str(tmp_path / "run"), "--device", "cuda"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config_file),
+            "--dataset",
+            str(data),
+            "--output",
+            str(tmp_path / "run"),
+            "--device",
+            "cuda",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "sm_120" in err and "cu128" in err
@@ -227,3 +246,34 @@ def test_the_nproc_launcher_records_what_the_user_typed(monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
     assert command.user_command() == typed
+
+
+@pytest.mark.parametrize("config", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_dry_run_accepts_every_shipped_config(config, tmp_path, capsys, monkeypatch) -> None:
+    """configs/*.yaml and the bundled ones: valid, and planned offline without a traceback. Hub models
+    (the GPU configs, never run on a GPU here) are reported missing; the named SmolLM2 is found."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = write_traces(tmp_path / "d.jsonl", n=8)
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--dataset",
+            str(data),
+            "--output",
+            str(tmp_path / "run"),
+            "--dry-run",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.out + captured.err and f"config: {config} (valid)" in captured.out
+    raw = yaml.safe_load(config.read_text())
+    model_id = raw.get("model", {}).get("model_id")
+    if model_id == "smollm2-135m-instruct":
+        assert "ready to train here: yes" in captured.out and "tokens:" in captured.out
+    elif model_id:
+        assert "not in the local Hugging Face cache" in captured.out
+    if raw.get("training", {}).get("device") == "cuda":
+        assert "blocker: device" in captured.out

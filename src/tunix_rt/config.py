@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunix_rt.errors import ConfigError
 
@@ -43,8 +51,12 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     model_id: str | None = Field(None, validation_alias=AliasChoices("model_id", "name"))
-    """Hub id (gpt2, google/gemma-2-2b, ...) or a local directory; ignored for init: scratch."""
+    """Hub id (gpt2, google/gemma-2-2b, ...), a local save_pretrained directory, a GGUF file
+    (path/to/x.gguf, dequantised once into a cache), or a named model a pip package carries
+    (smollm2-135m-instruct); ignored for init: scratch. train/sources.py resolves it."""
     revision: str | None = None
+    gguf_file: str | None = None
+    """With a directory as model_id: the GGUF file inside it to load."""
     init: Literal["pretrained", "scratch"] = "pretrained"
     """`scratch` builds a fresh model from the fields below and trains a tokenizer on the data."""
     architecture: Literal["llama", "gpt2", "qwen2"] = "llama"
@@ -97,6 +109,14 @@ class TrainingConfig(_Section):
     """Bundled eval-set key or JSONL path, evaluated into RUN/eval/ after training."""
     eval_batch_size: int = Field(64, ge=1)
     eval_max_new_tokens: int = Field(160, ge=1)
+    eval_before: bool = False
+    """Also evaluate the model before training (same eval set, rendering and generation settings):
+    the manifest, metrics and README then show before, after and the lift."""
+    eval_steps: int | None = Field(None, ge=1)
+    """Validation loss on data.validation every N steps (and at the last step) into metrics.jsonl;
+    the best checkpoint by it is recorded in the manifest. None: at the last step only."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in backward instead of storing them (less memory, ~30% more compute)."""
     compile: bool = False
     """torch.compile the model (opt-in; its warm-up is reported apart from the loop time)."""
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
@@ -118,6 +138,10 @@ class DataConfig(_Section):
     attention (no padding to speak of, same loss as padded rows). Used only when the model's
     attention honours per-example position ids, checked at start; otherwise rows are padded and
     the log and manifest (plan.layout) say why."""
+    validation: float | str | None = None
+    """Validation data, held out from training: a fraction in (0, 0.5] of the training examples
+    (a seeded random split), or a dataset spec (file, directory or bundled key) used whole.
+    None: no validation loss."""
     bucket_window: int = Field(1, ge=1)
     """1 = random batches. N > 1 sorts examples by length within windows of N batches: batches of
     similar lengths (less padding when packing is off) that are far from random, which costs loss
@@ -134,14 +158,56 @@ class OutputConfig(_Section):
     manifest_file: str = "run_manifest.json"
 
 
+class LoraConfig(_Section):
+    """The `lora:` section: present means LoRA through peft on a frozen base; absent, full fine-tuning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    r: int = Field(16, ge=1)
+    """Rank of the update matrices."""
+    alpha: float = Field(32.0, gt=0)
+    """Scale: the update is multiplied by alpha / r."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Module names (or name suffixes) to adapt; all-linear: every Linear/Conv1D except the LM head."""
+    modules_to_save: list[str] = Field(default_factory=list)
+    """Modules trained in full beside the adapters (e.g. a classifier head), saved with the adapter."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list) and not value:
+            raise ValueError("lora.target_modules must name at least one module (or be all-linear)")
+        return value
+
+
 class Config(_Section):
     model: ModelConfig
+    lora: LoraConfig | None = None
+    """Absent: full fine-tuning."""
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     output: OutputConfig = OutputConfig()
     system_instruction: str | None = None
     provenance: dict[str, Any] = {}
     """Free-form `*_provenance` sections of the original configs, kept for the manifest."""
+
+    @model_validator(mode="after")
+    def _check_lora(self) -> Config:
+        if self.lora is None:
+            return self
+        if self.model.init == "scratch":
+            raise ValueError("lora: needs a pretrained model (model.init: pretrained); a scratch base is random")
+        if self.training.strategy == "fsdp":
+            raise ValueError("lora: not supported with training.strategy fsdp (use ddp: the adapters are small)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_validation(self) -> Config:
+        split = self.data.validation
+        if isinstance(split, float) and not 0 < split <= 0.5:
+            raise ValueError(f"data.validation: a fraction must be in (0, 0.5], got {split}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -181,7 +247,10 @@ SECTIONS: dict[str, type[_Section]] = {
     "training": TrainingConfig,
     "data": DataConfig,
     "output": OutputConfig,
+    "lora": LoraConfig,
 }
+# Sections whose absence means something (no `lora:` = full fine-tuning): filled only when given.
+OPTIONAL_SECTIONS = frozenset({"lora"})
 TOP_LEVEL_SCALARS = ("system_instruction",)
 
 
@@ -214,6 +283,7 @@ RESUME_SAFE_KEYS = frozenset(
         "training.eval_set",
         "training.eval_batch_size",
         "training.eval_max_new_tokens",
+        "training.eval_before",
         "training.device",
         "data.dataset",  # the dataset's sha256 is compared separately
         # Layout only: packed and padded rows compute the same loss (tests/test_train_loss.py), and a
@@ -252,7 +322,7 @@ def _normalise(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[st
     Each section maps canonical key -> _Setting; top-level scalars and `provenance` map to values.
     """
     notes: list[str] = []
-    out: dict[str, Any] = {name: {} for name in SECTIONS}
+    out: dict[str, Any] = {name: {} for name in SECTIONS if name not in OPTIONAL_SECTIONS}
     provenance: dict[str, Any] = {}
     for top, value in raw.items():
         if top in TOP_LEVEL_SCALARS:
@@ -264,6 +334,7 @@ def _normalise(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[st
                 continue
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{top}' must be a mapping, got {type(value).__name__}")
+            out.setdefault(top, {})
             for key, item in value.items():
                 _place(out, top, str(key), item, where, notes)
         else:
@@ -319,7 +390,7 @@ def _apply_override(settings: dict[str, Any], text: str) -> list[str]:
     given, notes = _normalise(tree, f"--set {text!r}")
     for top, item in given.items():
         if top in SECTIONS:
-            settings[top].update(item)
+            settings.setdefault(top, {}).update(item)
         elif top == "provenance":  # --set m34_provenance.trial_id=7 edits one entry of that section
             old = settings.setdefault("provenance", {})
             old.update({k: {**old[k], **v} if _both_dicts(old.get(k), v) else v for k, v in item.items()})

@@ -148,6 +148,7 @@ def evaluate(
     limit: int | None = None,
     model_obj: Any = None,
     tokenizer: Any = None,
+    render: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
 
@@ -155,6 +156,8 @@ def evaluate(
     model_obj / tokenizer: an already-loaded model; it stays on its own device and dtype, and
     `model` then only names where it came from. Training does not pass one: it evaluates its
     final_model/ exactly as `tunix-rt eval` does, so the two scores are the same number.
+    render: the prompt rendering ({"template", "system_instruction"}) when `model` has no saved one
+    yet (training's eval_before).
     """
     from tunix_rt.eval.generate import generate
 
@@ -179,7 +182,7 @@ def evaluate(
         if tokenizer is None:
             tokenizer = load_model_tokenizer(model_dir)
 
-    settings = read_render_settings(model_dir) if model_dir.is_dir() else None
+    settings = render if render is not None else read_render_settings(model_dir) if model_dir.is_dir() else None
     prompts = [render_for_eval(item.prompt, tokenizer, settings) for item in items]
     started = time.perf_counter()
     generations = generate(

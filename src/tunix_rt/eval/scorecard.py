@@ -37,6 +37,9 @@ def build_scorecard(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     scored = [row for row in rows if row.get("scored", True)]
     correct = sum(1 for row in scored if row.get("correct"))
     with_answer = sum(1 for row in rows if row.get("answer") is not None)
+    # Accuracy among the scored items that gave an answer: separates "learned the format" from
+    # "learned to answer" (a lift that is only format leaves this figure where it was).
+    answered = [row for row in scored if row.get("answer") is not None]
     card: dict[str, Any] = {
         "n_items": len(rows),
         "n_scored": len(scored),
@@ -44,6 +47,8 @@ def build_scorecard(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         "n_correct": correct,
         "accuracy": _ratio(correct, len(scored)),
         "format_compliance": _ratio(with_answer, len(rows)),
+        "accuracy_answered": _ratio(sum(1 for row in answered if row.get("correct")), len(answered)),
+        "n_answered": len(answered),
     }
     for key, field in GROUPS:
         card[key] = group_scores(rows, field)

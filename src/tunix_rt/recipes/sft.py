@@ -21,14 +21,24 @@ from tunix_rt.errors import TrainingError
 from tunix_rt.evidence import EVAL_DIR, FINAL_MODEL
 from tunix_rt.train import record
 from tunix_rt.train.batching import epoch_batches, micro_batches, plan_steps
-from tunix_rt.train.checkpoint import Checkpointer, TrainState, empty_window, gather_full_state
+from tunix_rt.train.before_after import BEFORE_DIR, record_before, record_lift, render_settings
+from tunix_rt.train.checkpoint import (
+    CHECKPOINTS,
+    Checkpointer,
+    TrainState,
+    checkpoint_name,
+    empty_window,
+    gather_full_state,
+)
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.export import save_final_model
 from tunix_rt.train.flops import FlopCounter
+from tunix_rt.train.lora import apply_lora, enable_gradient_checkpointing
 from tunix_rt.train.model import (
     build_scratch_model,
     count_parameters,
     load_pretrained,
+    model_source,
     train_scratch_tokenizer,
     use_fused_activations,
 )
@@ -40,6 +50,7 @@ from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resol
 from tunix_rt.train.step import clip_grad_norm, micro_batch_loss
 from tunix_rt.train.stop import StopSignal
 from tunix_rt.train.tokenize import tokenize_traces
+from tunix_rt.train.validation import VALIDATION_KEY, best_step, split_traces, validation_loss
 
 
 def train(req: TrainRequest) -> dict[str, Any]:
@@ -70,19 +81,18 @@ def _sft(
         f"dataset: {resolved.path} ({len(loaded.traces)} traces, {loaded.skipped} skipped, sha256 {loaded.sha256[:12]})"
     )
 
-    # 4. Tokenizer and model: from the checkpoint on resume, else from the hub/local dir or scratch.
-    if rec.resume_from is not None:
-        tokenizer, model = load_pretrained(cfg.model, dev.attention, source=rec.resume_from)
-        log.info(f"resuming from {rec.resume_from.name}")
-    elif cfg.model.init == "scratch":
-        tokenizer = train_scratch_tokenizer(loaded.traces, cfg.system_instruction, cfg.model.vocab_size)
-        model = build_scratch_model(
-            cfg.model, tokenizer, max_positions=tcfg.max_seq_length, attention=dev.attention
-        )
-    else:
-        tokenizer, model = load_pretrained(cfg.model, dev.attention)
+    # Validation examples (data.validation) are held out here, before anything sees the data.
+    split = split_traces(loaded.traces, cfg.data.validation, tcfg.seed, skip_invalid=cfg.data.skip_invalid)
+    if split.validation:
+        log.info(f"validation: {len(split.validation)} traces from {split.source}, {len(split.train)} train")
+
+    # 4. Tokenizer and model: from the checkpoint on resume (a LoRA checkpoint holds only the
+    # adapters: its base comes from the source again), else from the source or scratch.
+    source = model_source(cfg.model) if cfg.model.init == "pretrained" else None
+    tokenizer, model = _load_model(req, dev, rec, source, split.train)
     n_params = count_parameters(model)
     model.to(dev.device)
+    eval_before = _eval_before(req, dist, dev, rec, model, tokenizer)
     log.info(
         f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
     )
@@ -92,14 +102,17 @@ def _sft(
     problem = packing_problem(model, dev.compute_dtype) if cfg.data.packing else "data.packing is false"
     layout = "packed" if problem is None else f"padded: {problem}"
     log.info(f"batch layout: {layout}")
+    architecture = type(model).__name__  # before LoRA and FSDP rename the class (FSDPLlamaForCausalLM)
+    model, trainable = _adapt(req, dev, log, model)
 
     # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
     data = tokenize_traces(
-        loaded.traces,
+        split.train,
         tokenizer,
         system_instruction=cfg.system_instruction,
         max_seq_length=tcfg.max_seq_length,
     )
+    val_data = _tokenize(split.validation, tokenizer, cfg) if split.validation else None
     if data.too_long:
         log.info(
             f"{data.too_long} of {len(loaded.traces)} examples are longer than max_seq_length="
@@ -109,7 +122,6 @@ def _sft(
     # 6. Optimizer and schedule: steps from max_steps, else from num_epochs (a float).
     effective_batch = tcfg.batch_size * tcfg.gradient_accumulation_steps * dist.world_size
     per_epoch, total_steps = plan_steps(len(data), effective_batch, tcfg.max_steps, tcfg.num_epochs)
-    architecture = type(model).__name__  # before FSDP renames the class (FSDPLlamaForCausalLM)
     model = dist.wrap(model, tcfg.strategy)
     if tcfg.compile:
         # dynamic=True: packed rows change shape (row count, width) from step to step; one graph serves them.
@@ -165,10 +177,19 @@ def _sft(
             "id": cfg.model.model_id,
             "init": cfg.model.init,
             "revision": cfg.model.revision,
+            "source": source.manifest() if source else None,
             "architecture": architecture,
             "parameters": n_params,
+            "trainable_parameters": trainable,
             "dtype": dev.dtype_name,
             "attn_implementation": dev.attention,
+            "gradient_checkpointing": tcfg.gradient_checkpointing,
+        },
+        lora={**cfg.lora.model_dump(mode="json"), "trainable_parameters": trainable} if cfg.lora else None,
+        validation={
+            "source": split.source,
+            "count": len(split.validation),
+            "examples": len(val_data) if val_data is not None else 0,
         },
         tokenizer={
             "class": type(tokenizer).__name__,
@@ -195,15 +216,18 @@ def _sft(
     # 8. The loop (below), then a final checkpoint.
     loop = _Loop(
         dist, dev, rec, stop, checkpoints, flops, data, packed=problem is None,
-        per_epoch=per_epoch, total_steps=total_steps, effective_batch=effective_batch,
+        per_epoch=per_epoch, total_steps=total_steps, effective_batch=effective_batch, val_data=val_data,
     )  # fmt: skip
     loop.run(req, state)
     checkpoints.save(state, "final")
+    if val_data is not None:
+        _record_best(rec)
 
     # 9. The final model: a plain save_pretrained directory, loadable without tunix-rt.
     final_dir = req.output / FINAL_MODEL
     unwrapped = dist.unwrap(model)
-    full_state, _ = gather_full_state(model)  # a collective under FSDP: every rank takes part
+    # A collective under FSDP: every rank takes part. LoRA saves its adapters and a merged copy instead.
+    full_state = gather_full_state(model)[0] if cfg.lora is None else None
     if dist.is_main:
         save_final_model(unwrapped, full_state, tokenizer, final_dir, cfg.system_instruction)
     dist.barrier()
@@ -237,9 +261,10 @@ def _sft(
                 batch_size=tcfg.eval_batch_size,
                 max_new_tokens=tcfg.eval_max_new_tokens,
             ),
-        )
+        )  # fmt: skip
         if result is not None:
             record.record_eval(rec.run, log, result, tcfg.eval_set, state.step)
+            _record_lift(rec, eval_before, result, tcfg.eval_set)
 
     rec.run.set_status("completed")
     log.info(f"completed: {state.step} steps, final loss {summary['final_loss']}, evidence in {req.output}")
@@ -263,8 +288,10 @@ class _Loop:
         per_epoch: int,
         total_steps: int,
         effective_batch: int,
+        val_data: Any = None,
     ) -> None:
         self.dist, self.dev, self.rec, self.stop = dist, dev, rec, stop
+        self.val_data = val_data
         self.checkpoints, self.flops, self.data, self.packed = checkpoints, flops, data, packed
         self.per_epoch, self.total_steps, self.effective_batch = per_epoch, total_steps, effective_batch
         self.steps_this_process = 0
@@ -356,6 +383,15 @@ class _Loop:
         window["loss_sum"] += loss_sum
         window["loss_tokens"] += loss_tokens
 
+    def _validate(self, state: TrainState, tcfg: Any) -> None:
+        """Validation loss into metrics.jsonl (every rank computes it: the forwards stay in step)."""
+        loss = validation_loss(
+            self.checkpoints.model, self.val_data, self.checkpoints.tokenizer.pad_token_id, self.packed,
+            self.dev.device, self.dev.compute_dtype, tcfg.batch_size,
+        )  # fmt: skip
+        self.rec.append_metrics({"step": state.step, VALIDATION_KEY: round(loss, 6)})
+        self.rec.log.info(f"step {state.step}/{self.total_steps} validation loss {loss:.4f}")
+
     def _after_step(self, state: TrainState, tcfg: Any, grad_norm: torch.Tensor, bar: Any) -> None:
         """Log a metrics line, save a periodic checkpoint, or stop with one, as due at this step."""
         step, total = state.step, self.total_steps
@@ -369,9 +405,107 @@ class _Loop:
                 f"step {step}/{total} loss {line['loss']:.4f} lr {line['lr']:.2e} "
                 f"grad_norm {line['grad_norm']:.3f} tok/s {line['tokens_per_sec']:.0f}"
             )
+        if self.val_data is not None and (step % (tcfg.eval_steps or total) == 0 or step == total):
+            self._validate(state, tcfg)
         if tcfg.save_every_steps and step % tcfg.save_every_steps == 0 and step < total:
             self.checkpoints.save(state, "periodic")
         if self.dist.any(self.stop.requested):
             bar.close()
             self.stop.checkpoint = f"checkpoint {self.checkpoints.save(state, 'interrupted').name} saved"
             raise KeyboardInterrupt
+
+
+def _load_model(
+    req: TrainRequest, dev: RunDevice, rec: record.RunRecord, source: Any, train_traces: list[Any]
+) -> tuple[Any, Any]:
+    """(tokenizer, model) on the CPU: a full-FT checkpoint on resume, else the source or scratch.
+
+    A LoRA checkpoint holds only the adapters: its base is loaded from the source again and the
+    adapters are restored with the optimizer (train/checkpoint.load_training_state).
+    """
+    cfg = req.config
+    if rec.resume_from is not None and cfg.lora is None:
+        rec.log.info(f"resuming from {rec.resume_from.name}")
+        return load_pretrained(cfg.model, dev.attention, source=rec.resume_from)
+    if cfg.model.init == "scratch":
+        tokenizer = train_scratch_tokenizer(train_traces, cfg.system_instruction, cfg.model.vocab_size)
+        max_positions = cfg.training.max_seq_length
+        return tokenizer, build_scratch_model(cfg.model, tokenizer, max_positions, attention=dev.attention)
+    if rec.resume_from is not None:
+        rec.log.info(f"resuming the LoRA adapters from {rec.resume_from.name}")
+    return load_pretrained(cfg.model, dev.attention, resolved=source, log=rec.log)
+
+
+def _adapt(req: TrainRequest, dev: RunDevice, log: Any, model: Any) -> tuple[Any, int]:
+    """LoRA and activation checkpointing as configured, after .to(device) and before DDP wraps the
+    model; returns it with its trainable parameter count."""
+    cfg = req.config
+    if cfg.lora is not None:
+        # The frozen base in the compute dtype (bf16 where the device runs it), adapters fp32.
+        model = apply_lora(model, cfg.lora, dev.compute_dtype)
+    trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+    if cfg.lora is not None:
+        log.info(f"LoRA r={cfg.lora.r} alpha={cfg.lora.alpha}: {trainable:,} trainable parameters")
+    if cfg.training.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model, trainable
+
+
+def _eval_before(
+    req: TrainRequest, dist: DistContext, dev: RunDevice, rec: record.RunRecord, model: Any, tokenizer: Any
+) -> dict | None:
+    """training.eval_before: the model as loaded, scored like the trained one will be (main rank;
+    not again on resume, the first start recorded it). Returns the headline, or None."""
+    tcfg = req.config.training
+    if not (tcfg.eval_before and tcfg.eval_set) or rec.resume_from is not None:
+        return None
+    head = None
+    if rec.run:
+        from tunix_rt.eval.runner import evaluate
+
+        rec.log.info(f"evaluating the model before training on {tcfg.eval_set}")
+        result = record.evaluate_or_record(
+            rec.run,
+            rec.log,
+            lambda: evaluate(
+                str(req.config.model.model_id),
+                tcfg.eval_set,
+                req.output / BEFORE_DIR,
+                batch_size=tcfg.eval_batch_size,
+                max_new_tokens=tcfg.eval_max_new_tokens,
+                model_obj=model,
+                tokenizer=tokenizer,
+                render=render_settings(tokenizer, req.config.system_instruction),
+            ),
+        )
+        head = record_before(rec.run, rec.log, result, tcfg.eval_set) if result is not None else None
+    dist.barrier()
+    return head
+
+
+def _tokenize(traces: list[Any], tokenizer: Any, cfg: Any) -> Any:
+    return tokenize_traces(
+        traces,
+        tokenizer,
+        system_instruction=cfg.system_instruction,
+        max_seq_length=cfg.training.max_seq_length,
+    )
+
+
+def _record_lift(rec: record.RunRecord, before: dict | None, result: dict, eval_set: str) -> None:
+    """After eval: the lift over the before-training eval (this start's, or the first start's on resume)."""
+    before = before or rec.run.manifest.get("eval_before")
+    if before:
+        record_lift(rec.run, rec.log, before, result, eval_set)
+
+
+def _record_best(rec: record.RunRecord) -> None:
+    """The step with the lowest validation loss into the manifest, with its checkpoint when one
+    was kept at that step (training.save_every_steps = eval_steps keeps one per validation)."""
+    if not rec.run:
+        return
+    best = best_step(rec.run.read_metrics())
+    if best is not None:
+        ckpt = rec.run.path / CHECKPOINTS / checkpoint_name(best["step"])
+        best["checkpoint"] = str(ckpt.relative_to(rec.run.path)) if ckpt.is_dir() else None
+    rec.update_manifest(validation={**rec.run.manifest.get("validation", {}), "best": best})

@@ -34,6 +34,7 @@ EVIDENCE = (
     ("pip_freeze.txt", "every installed package version"),
     ("checkpoints", "resumable training state at the saved steps"),
     ("final_model", "the trained model + tokenizer (+ tunix_rt_render.json, the prompt format)"),
+    ("eval_before/predictions.jsonl", "training.eval_before: the model before training on the same eval set"),
     ("eval/predictions.jsonl", "every eval item: raw generation, extracted answer, the rule that judged it"),
     (
         "eval/eval_summary.json",
@@ -106,6 +107,34 @@ def _scorecard(view: RunView) -> list[str]:
     return lines
 
 
+def _before_after(view: RunView) -> list[str]:
+    """training.eval_before: the base model and the trained one on the same eval set, and the lift."""
+    before, after, lift = view.get("eval_before"), view.get("eval_after"), view.get("eval_lift")
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    lift = lift if isinstance(lift, dict) else {}
+
+    def pct(value: Any, signed: bool = False) -> str:
+        if not isinstance(value, (int, float)):
+            return "-"
+        return f"{value * 100:+.1f} pts" if signed else f"{value:.1%}"
+
+    lines = [
+        "## Before and after",
+        "",
+        f"On {fmt(after.get('eval_set'))} ({fmt(after.get('n_items'))} items), same rendering and generation "
+        "settings. Accuracy among answered items counts only items that gave an answer: a lift that is only "
+        "format leaves it where it was.",
+        "",
+        "| | before | after | lift |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in (("primary_score", "accuracy"), ("format_compliance", "format compliance"),
+                       ("accuracy_answered", "accuracy among answered")):  # fmt: skip
+        lines.append(f"| {label} | {pct(before.get(key))} | {pct(after.get(key))} | {pct(lift.get(key), True)} |")
+    return [*lines, ""]
+
+
 def _evidence(run_dir: Path) -> list[str]:
     lines = ["| file | what it proves | |", "|---|---|---|"]
     for name, proves in EVIDENCE:
@@ -121,7 +150,7 @@ def render_readme(view: RunView, has_curve: bool) -> str:
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _headline(view)]
     lines += ["", "## Reproduce", "", *_reproduce(view), "", "## Loss curve", ""]
     lines.append(f"![loss curve]({LOSS_CURVE})" if has_curve else "- (no loss recorded in metrics.jsonl)")
-    lines += ["", "## Scorecard", "", *_scorecard(view), "", "## Evidence", "", *_evidence(view.path)]
+    lines += ["", *_before_after(view), "## Scorecard", "", *_scorecard(view), "", "## Evidence", "", *_evidence(view.path)]
     if view.problems:
         lines += ["", "## Problems reading this run", ""] + [f"- {p}" for p in view.problems]
     return "\n".join(lines).rstrip() + "\n"

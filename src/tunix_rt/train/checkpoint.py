@@ -4,7 +4,8 @@ A checkpoint is written into `checkpoints/.tmp-step-N-PID/` and renamed to `chec
 only when every file is on disk, so a directory named `step-*` is always complete; a kill at any
 instant leaves at worst a `.tmp-*` directory, which is ignored and cleaned up on the next start.
 
-Contents: the model (safetensors, `save_pretrained`) and tokenizer, optimizer and scheduler state,
+Contents: the model (safetensors, `save_pretrained`; under LoRA only the trainable tensors,
+`trainable.safetensors`, since the frozen base is reloaded from its source) and tokenizer, optimizer and scheduler state,
 the fp16 loss scaler's state (float16 runs only), RNG states (python, numpy, torch, cuda), and `trainer_state.json` (step, data-order position,
 config hash, dataset sha256).
 """
@@ -27,6 +28,7 @@ from tunix_rt.errors import RunDirError
 from tunix_rt.evidence import utc_now
 from tunix_rt.fsutil import atomic_write_json
 from tunix_rt.train.distributed import DistContext, all_gather, unwrap_model
+from tunix_rt.train.lora import is_peft_model, load_trainable_file, save_trainable_file
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -176,6 +178,13 @@ def gather_full_state(model: Any, optimizer: torch.optim.Optimizer | None = None
     return model_state, optim_state
 
 
+def _optimizer_state(model: Any, optimizer: torch.optim.Optimizer) -> dict:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(unwrap_model(model), optimizer, options=options)
+
+
 def save_checkpoint(
     run_dir: Path,
     *,
@@ -194,7 +203,11 @@ def save_checkpoint(
     final = root / checkpoint_name(step)
     if final.is_dir() and (final / STATE_FILE).is_file():
         return final  # this exact step is already saved (e.g. a periodic save that was also the last)
-    model_state, optim_state = gather_full_state(model, optimizer)
+    lora = is_peft_model(unwrap_model(model))
+    if lora:  # the adapters only (FSDP is refused with LoRA, so nothing is sharded)
+        model_state, optim_state = None, _optimizer_state(model, optimizer)
+    else:
+        model_state, optim_state = gather_full_state(model, optimizer)
     rng_states = all_gather(capture_rng_state())  # every rank's own RNG streams (dropout differs per rank)
     if not is_main:
         return final
@@ -203,7 +216,10 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    unwrap_model(model).save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
+    if lora:
+        save_trainable_file(unwrap_model(model), tmp)
+    else:
+        unwrap_model(model).save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     torch.save(optim_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
@@ -241,10 +257,13 @@ def load_training_state(
 ) -> dict[str, Any]:
     """Restore optimizer, scheduler and RNGs in place (every rank); returns trainer_state.json.
 
-    The model itself is loaded from the checkpoint directory before training starts.
+    A full model is loaded from the checkpoint directory before training starts; a LoRA model's
+    base is loaded from its source and its adapters here (every rank reads the same file).
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+    if is_peft_model(unwrap_model(model)):
+        load_trainable_file(unwrap_model(model), checkpoint)
     set_optimizer_state_dict(
         unwrap_model(model),
         optimizer,

@@ -172,7 +172,7 @@ def _plan_device(requested: str, dtype: str, attn: str, blockers: list[str]) -> 
 
 
 def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> tuple[Any, str]:
-    from tunix_rt.train.model import check_model_available, finish_tokenizer, train_scratch_tokenizer
+    from tunix_rt.train.model import check_model_available, load_tokenizer_only, train_scratch_tokenizer
 
     if config.model.init == "scratch":
         tokenizer = train_scratch_tokenizer(traces, config.system_instruction, config.model.vocab_size)
@@ -188,7 +188,4 @@ def _plan_tokenizer(config: Config, traces: list[Any], blockers: list[str]) -> t
         return None, f"{config.model.model_id} — not available here (see blockers)"
     if where == "on the hub (will be downloaded)":
         return None, f"{config.model.model_id} ({where})"
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(config.model.model_id), local_files_only=True)
-    return finish_tokenizer(tokenizer), f"{config.model.model_id} ({where})"
+    return load_tokenizer_only(config.model), f"{config.model.model_id} ({where})"

@@ -17,39 +17,16 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunix_rt.config import LoraConfig
 from tunix_rt.errors import ModelError
 
 ADAPTER_DIR = "adapter"
 # In a LoRA checkpoint directory: the trainable tensors (adapters, modules_to_save) by parameter name.
 TRAINABLE_FILE = "trainable.safetensors"
-
-
-class LoraConfig(BaseModel):
-    """The `lora:` config section; absent (None) means full fine-tuning."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    r: int = Field(16, ge=1)
-    """Rank of the update matrices."""
-    alpha: float = Field(32.0, gt=0)
-    """Scale: the update is multiplied by alpha / r."""
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    """Module names (or name suffixes) to adapt; all-linear: every Linear/Conv1D except the LM head."""
-    modules_to_save: list[str] = Field(default_factory=list)
-    """Modules trained in full beside the adapters (e.g. a classifier head), saved with the adapter."""
-
-    @field_validator("target_modules")
-    @classmethod
-    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
-        if isinstance(value, list) and not value:
-            raise ValueError("lora.target_modules must name at least one module (or be all-linear)")
-        return value
 
 
 def is_peft_model(model: Any) -> bool:

@@ -155,8 +155,7 @@ def use_fused_activations(model: Any) -> int:
 
 def model_source(cfg: ModelConfig) -> ModelSource:
     """The resolved source of cfg's pretrained model (for load_pretrained and the manifest)."""
-    # model.gguf_file joins ModelConfig with the LoRA work; until then a config cannot set it.
-    return resolve_model_source(str(cfg.model_id), cfg.revision, getattr(cfg, "gguf_file", None))
+    return resolve_model_source(str(cfg.model_id), cfg.revision, cfg.gguf_file)
 
 
 def load_pretrained(
@@ -221,6 +220,26 @@ def check_model_available(cfg: ModelConfig) -> str:
         if not hub_reachable():
             raise ModelError(explain_load_failure(name, resolved.revision, exc, True)) from exc
     return "on the hub (will be downloaded)"
+
+
+def load_tokenizer_only(cfg: ModelConfig) -> Any:
+    """The tokenizer of cfg's pretrained model without its weights (for --dry-run's token counts).
+
+    A GGUF source not converted yet is read for its tokenizer only: no conversion happens here.
+    """
+    from transformers import AutoTokenizer
+
+    resolved = model_source(cfg)
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if resolved.kind in ("gguf", "package"):
+        converted = converted_dir(str(resolved.file_sha256))
+        if (converted / SOURCE_FILE).is_file():
+            return finish_tokenizer(AutoTokenizer.from_pretrained(converted, **kwargs))
+        file = Path(resolved.id_or_path)
+        return finish_tokenizer(AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name, **kwargs))
+    if resolved.revision:
+        kwargs["revision"] = resolved.revision
+    return finish_tokenizer(AutoTokenizer.from_pretrained(resolved.id_or_path, local_files_only=True, **kwargs))
 
 
 def explain_load_failure(name: str, revision: str | None, exc: Exception, offline: bool | None) -> str:

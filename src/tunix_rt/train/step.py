@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tunix_rt.train.batching import collate
+from tunix_rt.train.lm_loss import completion_loss, output_head
 
 
 def micro_batch_loss(
@@ -28,11 +29,26 @@ def micro_batch_loss(
         return model(input_ids=dummy, use_cache=False).logits.sum() * 0.0
     batch = collate(data, micro, pad_id, packed=packed).to(device)
     with torch.autocast(device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
+        if head_only_loss(model):
+            # The LM head only at labelled positions: the same loss and gradients (train/lm_loss.py).
+            return completion_loss(model, batch.input_ids, batch.labels, position_ids=batch.position_ids)[0]
         # use_cache=False: a training forward has no use for a KV cache (building one costs a
         # concatenation per layer), and transformers only reads packed position ids without one.
         logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
     labels = batch.labels
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="sum")
+
+
+def head_only_loss(model: Any) -> bool:
+    """Whether completion_loss serves this model: not when it is compiled (a hook added around a
+    compiled graph is not traced into it) or scales its logits (train/lm_loss.output_head)."""
+    if hasattr(model, "_orig_mod"):
+        return False
+    try:
+        output_head(model)
+    except ValueError:
+        return False
+    return True
 
 
 def clip_grad_norm(model: Any, max_norm: float | None) -> torch.Tensor:
