@@ -48,8 +48,9 @@ def test_the_listed_apis_exist_in_the_installed_packages() -> None:
 
 def test_package_data_ships_every_non_python_file_the_package_reads() -> None:
     """The dashboard's templates and static files, bundled eval sets and configs are in the wheel."""
-    import tomllib
     from fnmatch import fnmatch
+
+    import tomllib
 
     globs = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["tunix_rt"]
     package = PYPROJECT.parent / "src" / "tunix_rt"
