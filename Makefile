@@ -26,6 +26,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
+	sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from helpers_train import scratch_config
+from tunix_rt.evidence import EVAL_BEFORE_DIR, EVAL_DIR
 
 _BUILT: dict[str, Path] = {}
 N_EVAL = 6
@@ -45,36 +46,54 @@ def write_eval_set(path: Path) -> Path:
     return path
 
 
-def _train(dataset: Path, output: Path, stop_after_steps: int | None = None, **training: Any) -> None:
+class _SimulatedKill(BaseException):
+    """Ends a training run from outside, the way kill -9 ends its process's work (the run's
+    manifest records it as the error of a "failed" run)."""
+
+
+def _train(dataset: Path, output: Path, **training: Any) -> None:
     from tunix_rt.config import load_config
-    from tunix_rt.train.loop import TrainRequest, train
+    from tunix_rt.recipes.sft import train
+    from tunix_rt.train.request import TrainRequest
 
     config, notes = load_config(scratch_config(**training))
     train(TrainRequest(config=config, dataset=str(dataset), output=output, notes=notes,
-                       argv=["tunix-rt", "train", "-o", str(output)], stop_after_steps=stop_after_steps))  # fmt: skip
+                       argv=["tunix-rt", "train", "-o", str(output)]))  # fmt: skip
 
 
-def _interrupt_after(lines: int):
-    """A RunDirectory.append_metrics that raises Ctrl-C once `lines` lines are written."""
+def _die_after_checkpoint(patch: pytest.MonkeyPatch, step: int) -> None:
+    """The run dies right after its checkpoint of `step` is on disk."""
+    from tunix_rt.train import checkpoint as ckpt
+
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(run_dir, **kwargs):
+        path = real_save(run_dir, **kwargs)
+        if kwargs["state"]["step"] == step:
+            raise _SimulatedKill
+        return path
+
+    patch.setattr(ckpt, "save_checkpoint", save_then_die)
+
+
+def _ctrl_c_after_step(patch: pytest.MonkeyPatch, step: int) -> None:
+    """Ctrl-C arrives while the metrics line of `step` is written (as a KeyboardInterrupt would)."""
     from tunix_rt.evidence import RunDirectory
 
     original = RunDirectory.append_metrics
 
     def append(self, record):
         original(self, record)
-        if record.get("step", 0) >= lines:
+        if record.get("step", 0) >= step:
             raise KeyboardInterrupt
 
-    return original, append
+    patch.setattr(RunDirectory, "append_metrics", append)
 
 
 def build_runs(base: Path) -> Path:
     """ROOT with one directory per kind of run; returns ROOT. Cached for the session."""
     if "root" in _BUILT:
         return _BUILT["root"]
-    from tunix_rt.evidence import RunDirectory
-    from tunix_rt.train import loop
-
     data = write_constant_traces(base / "traces.jsonl")
     evalset = write_eval_set(base / "evalset.jsonl")
     root = base / "runs"
@@ -82,19 +101,16 @@ def build_runs(base: Path) -> Path:
     common = {"eval_set": str(evalset), "eval_max_new_tokens": 16, "save_every_steps": 20}
     _train(data, root / "completed-a", max_steps=N_STEPS_A, learning_rate=1e-2, **common)
     _train(data, root / "completed-b", max_steps=20, learning_rate=3e-3, **common)
-    with pytest.raises(loop._SimulatedKill):  # the run is meant to die: its directory is the "failed" case
-        _train(data, root / "failed", max_steps=8, stop_after_steps=3)
-    original, interrupting = _interrupt_after(3)
-    RunDirectory.append_metrics = interrupting
-    try:
-        with pytest.raises(KeyboardInterrupt):  # Ctrl-C at step 3: the "interrupted" case
-            _train(data, root / "interrupted", max_steps=8)
-    finally:
-        RunDirectory.append_metrics = original
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(_SimulatedKill):
+        _die_after_checkpoint(patch, step=3)  # the run is meant to die: its directory is the "failed" case
+        _train(data, root / "failed", max_steps=8, save_every_steps=3)
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        _ctrl_c_after_step(patch, step=3)  # Ctrl-C at step 3: the "interrupted" case
+        _train(data, root / "interrupted", max_steps=8)
     _damage(root)
     # completed-a/eval_before: the real eval of a 2-step run of the same config, as a baseline.
     _train(data, base / "short", max_steps=2, learning_rate=1e-2, **common)
-    shutil.copytree(base / "short" / "eval", root / "completed-a" / "eval_before")
+    shutil.copytree(base / "short" / EVAL_DIR, root / "completed-a" / EVAL_BEFORE_DIR)
     (root / "datasets").mkdir()
     shutil.copy(data, root / "datasets" / "traces.jsonl")
     bad = root / "datasets" / "broken.jsonl"

@@ -102,6 +102,9 @@ ALLOWED = {
     | {"tunix_rt.config", "tunix_rt.data", "tunix_rt.device", "tunix_rt.evidence", "tunix_rt.runs"},
     "tunix_rt.recipes": BASE
     | {"tunix_rt.config", "tunix_rt.data", "tunix_rt.eval", "tunix_rt.evidence", "tunix_rt.train"},
+    # The dashboard reads what runs/ reads, lists datasets (data/) and checkpoints (train/); nothing imports it
+    # but the CLI.
+    "tunix_rt.serve": BASE | {"tunix_rt.data", "tunix_rt.evidence", "tunix_rt.runs", "tunix_rt.train"},
 }
 
 
@@ -121,3 +124,9 @@ def test_each_layer_imports_only_what_docs_architecture_allows() -> None:
         and not (name == "tunix_rt.train.command" and layer(dep) == "tunix_rt.recipes")
     )
     assert wrong == []
+
+
+def test_only_the_cli_imports_the_dashboard() -> None:
+    graph = import_graph()
+    users = {name for name, deps in graph.items() if any(layer(d) == "tunix_rt.serve" for d in deps)}
+    assert {layer(u) for u in users} <= {"tunix_rt.serve", "tunix_rt.cli"}

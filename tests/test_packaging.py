@@ -44,3 +44,18 @@ def test_the_listed_apis_exist_in_the_installed_packages() -> None:
     from torch.distributed.fsdp import fully_shard  # noqa: F401
 
     assert hasattr(torch.optim, "Adafactor") and hasattr(transformers.activations, "GELUTanh")
+
+
+def test_package_data_ships_every_non_python_file_the_package_reads() -> None:
+    """The dashboard's templates and static files, bundled eval sets and configs are in the wheel."""
+    from fnmatch import fnmatch
+
+    import tomllib
+
+    globs = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["tunix_rt"]
+    package = PYPROJECT.parent / "src" / "tunix_rt"
+    needed = [package / d for d in ("serve/templates", "serve/static", "data/evalsets", "configs")]
+    files = [p.relative_to(package).as_posix() for d in needed for p in d.iterdir() if p.is_file()]
+    assert len(files) > 10
+    missing = [f for f in files if not any(fnmatch(f, g) for g in globs)]
+    assert missing == []

@@ -252,8 +252,9 @@ def test_a_running_run_that_stopped_writing_is_flagged(client, root) -> None:
 
 
 def test_reward_curves_and_sampled_completions_show_when_a_run_has_them(client, root) -> None:
-    """No GRPO recipe exists yet: this run is a real one with reward keys added to its metrics
-    lines and a completions.jsonl written beside them, the shape an RL recipe is expected to log."""
+    """A real run given the GRPO recipe's metrics keys and completions.jsonl lines (docs/grpo.md,
+    Evidence): the Run page draws each RL curve and each reward function's mean, and lists the
+    latest completions with every reward function's score."""
     import shutil
 
     rl = root / "rl-shaped"
@@ -261,17 +262,28 @@ def test_reward_curves_and_sampled_completions_show_when_a_run_has_them(client, 
     rows = [json.loads(x) for x in (rl / "metrics.jsonl").read_text().splitlines()]
     for k, row in enumerate(rows):
         if "loss" in row:
-            row.update({"reward/format": k / len(rows), "rewards/correctness": 0.1 * k, "kl": 0.01})
+            row.update({"reward_mean": k / len(rows), "reward_std": 0.5, "correctness_rate": 0.1 * k,
+                        "kl": 0.01, "reward/correctness/mean": 0.1 * k, "reward/correctness/std": 0.2,
+                        "reward/format/mean": 1.0, "reward/format/std": 0.0})  # fmt: skip
+    rows.insert(0, {"step": 0, "eval_before_primary_score": 0.25})  # GRPO's eval-before line
     (rl / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    samples = [{"step": s, "prompt": "What is 2 plus 1?", "completion": f"sample <{s}>", "reward": s / 10}
-               for s in (5, 10)]  # fmt: skip
+    samples = [{"step": s, "prompt_id": f"p{s}", "sample": k, "completion": f"sample <{s}.{k}>", "n_tokens": 5,
+                "stopped": True, "rewards": {"correctness": float(k), "format": 0.5}, "reward": k + 0.5,
+                "correct": bool(k)} for s in (5, 10) for k in (0, 1)]  # fmt: skip
     (rl / "completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in samples))
     try:
         data = client.get("/api/metrics/rl-shaped").json()
-        assert [c[0] for c in data["curves"]][4:] == ["reward/format", "rewards/correctness", "kl"]
-        assert len(data["series"]["reward/format"]) == len(data["series"]["step"]) == 20
+        assert [c[0] for c in data["curves"]][4:] == [
+            "reward_mean", "reward_std", "correctness_rate", "kl", "reward/correctness/mean", "reward/format/mean"
+        ]  # fmt: skip
+        assert len(data["series"]["reward/correctness/mean"]) == len(data["series"]["step"]) == 20
+        assert 0 not in data["series"]["step"]  # the eval line is not a training step
         page = client.get("/runs/rl-shaped").text
         assert 'id="completions"' in page
-        assert page.index("sample &lt;10&gt;") < page.index("sample &lt;5&gt;")  # newest first, escaped
+        assert "reward: correctness" in page and "reward: format" in page
+        # newest step first, sampling order within a step, escaped
+        order = [page.index(f"sample &lt;{s}.{k}&gt;") for s, k in ((10, 0), (10, 1), (5, 0), (5, 1))]
+        assert order == sorted(order)
+        assert ">p10<" in page
     finally:
         shutil.rmtree(rl)

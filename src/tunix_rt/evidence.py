@@ -42,6 +42,10 @@ RENDER_FILE = "tunix_rt_render.json"
 """In a saved model directory (final_model/): how its prompts were rendered in training."""
 LOCK = ".tunix-rt.lock"
 """Held (flock) by the process writing the run; see RunLock."""
+COMPLETIONS = "completions.jsonl"
+"""GRPO: every logged step's sampled completions and their rewards, appended."""
+EVAL_BEFORE_DIR = "eval_before"
+"""The starting model's evaluation (GRPO, SFT's training.eval_before; the dashboard's before/after)."""
 
 
 def utc_now() -> str:

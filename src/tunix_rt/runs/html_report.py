@@ -13,7 +13,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from tunix_rt.errors import RunDirError
+from tunix_rt.evidence import EVAL_DIR
 from tunix_rt.fsutil import atomic_write_text
+from tunix_rt.runs import display
 from tunix_rt.runs.rundir import MANIFEST, read_metrics, read_run
 
 REPORT_HTML = "report.html"
@@ -28,26 +30,23 @@ def _asset(name: str) -> str:
 
 
 def render_html_report(run_dir: Path) -> str:
-    from tunix_rt.serve import detail, runs
-    from tunix_rt.serve.pages import curve_list
-
     view = read_run(run_dir)
     metrics = read_metrics(run_dir)
-    after_dir = run_dir / detail.EVAL_DIR
-    summary, problem = detail.read_summary(after_dir)
-    rows = detail.predictions(after_dir)
+    after_dir = run_dir / EVAL_DIR
+    summary, problem = display.read_summary(after_dir)
+    rows = display.predictions(after_dir)
     env = Environment(
         loader=FileSystemLoader(str(_SERVE / "templates")), autoescape=select_autoescape(["html"])
     )
     context: dict[str, Any] = {
         "name": view.name,
         "view": view,
-        "unreadable": runs.unreadable_reason(view),
+        "unreadable": display.unreadable_reason(view),
         "status": view.get("status") or "-",
-        "series": runs.series(metrics),
-        "curves": curve_list(metrics),
-        "sections": detail.manifest_sections(view) if view.manifest else [],
-        "command": detail.reproduce_command(view),
+        "series": display.series(metrics),
+        "curves": display.curve_list(metrics),
+        "sections": display.manifest_sections(view) if view.manifest else [],
+        "command": display.reproduce_command(view),
         "summary": summary,
         "summary_problem": problem,
         "predictions": rows,

@@ -20,7 +20,6 @@ from tunix_rt.evidence import (
     METRICS,
     PREDICTIONS,
     read_jsonl,
-    read_manifest,
 )
 
 __all__ = ["CONFIG", "LOSS_CURVE", "MANIFEST", "METRICS", "read_jsonl"]  # the names runs/ reads by
@@ -107,15 +106,14 @@ def _read_json(path: Path, problems: list[str]) -> Any:
 def read_run(path: Path) -> RunView:
     path = Path(path)
     view = RunView(path=path)
-    try:
-        manifest = read_manifest(path)
-    except (OSError, ValueError) as exc:
-        view.problems.append(f"{MANIFEST}: unreadable ({exc})")
-    else:
-        if manifest is not None:
-            view.manifest = manifest
-        elif not (path / MANIFEST).exists():
-            view.problems.append(f"{MANIFEST}: missing")
+    # Tolerant, unlike evidence.read_manifest: a damaged run is shown with what is wrong with it.
+    manifest = _read_json(path / MANIFEST, view.problems)
+    if isinstance(manifest, dict):
+        view.manifest = manifest
+    elif manifest is not None:
+        view.problems.append(f"{MANIFEST}: not a JSON object")
+    elif not (path / MANIFEST).exists():
+        view.problems.append(f"{MANIFEST}: missing")
     summary = _read_json(path / EVAL_SUMMARY, view.problems)
     view.eval_summary = summary if isinstance(summary, dict) else None
     return view

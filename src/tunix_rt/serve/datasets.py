@@ -14,9 +14,7 @@ from typing import Any
 from tunix_rt.data.loader import validate_file
 from tunix_rt.data.registry import DATASETS
 from tunix_rt.errors import TunixError
-from tunix_rt.eval.runner import PREDICTIONS_FILE
-from tunix_rt.evidence import FINAL_MODEL, METRICS
-from tunix_rt.serve.detail import COMPLETIONS
+from tunix_rt.evidence import COMPLETIONS, FINAL_MODEL, METRICS, PREDICTIONS_FILE
 from tunix_rt.serve.safepath import OutsideRoot, relative_name, resolve_under
 from tunix_rt.train.checkpoint import CHECKPOINTS
 

@@ -8,57 +8,15 @@ makes the Evaluation page show before/after and the items that flipped.
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.eval.runner import PREDICTIONS_FILE, SUMMARY_FILE
-from tunix_rt.evidence import EVAL_DIR
+from tunix_rt.evidence import COMPLETIONS
 from tunix_rt.runs.report import EVIDENCE
-from tunix_rt.runs.rundir import RunView, read_jsonl
+from tunix_rt.runs.rundir import read_jsonl
 from tunix_rt.train.checkpoint import STATE_FILE, list_checkpoints
 
-BEFORE_DIR = f"{EVAL_DIR}_before"
-# An RL recipe's sampled completions, one JSON object per line ({step, prompt, completion, reward...}).
-COMPLETIONS = "completions.jsonl"
 MAX_COMPLETIONS_SHOWN = 200
-
-# Manifest sections shown as tables on the Run page, in this order; the rest go under "other".
-SECTIONS = ("dataset", "model", "device", "versions", "plan", "summary", "eval", "timings", "tokenizer")
-
-
-def flat_items(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """A nested manifest block as (dotted key, readable value) rows."""
-    if isinstance(value, dict):
-        rows: list[tuple[str, str]] = []
-        for key, inner in value.items():
-            rows += flat_items(inner, f"{prefix}.{key}" if prefix else str(key))
-        return rows
-    if isinstance(value, list) and not all(isinstance(v, (str, int, float)) for v in value):
-        return [(prefix, json.dumps(value, default=str))]
-    if isinstance(value, list):
-        return [(prefix, ", ".join(str(v) for v in value))]
-    return [(prefix, "-" if value is None else str(value))]
-
-
-def manifest_sections(view: RunView) -> list[tuple[str, list[tuple[str, str]]]]:
-    manifest = view.manifest
-    out = [(name, flat_items(manifest[name])) for name in SECTIONS if isinstance(manifest.get(name), dict)]
-    config = manifest.get("config")
-    if isinstance(config, dict):
-        out.insert(0, ("config", flat_items(config.get("resolved", config))))
-    shown = {*SECTIONS, "config", "command"}
-    rest = {k: v for k, v in manifest.items() if k not in shown}
-    if rest:
-        out.append(("run", flat_items(rest)))
-    return out
-
-
-def reproduce_command(view: RunView) -> str | None:
-    command = view.get("command")
-    if isinstance(command, list) and command:
-        return shlex.join(str(part) for part in command)
-    return command if isinstance(command, str) and command else None
 
 
 def evidence(run_dir: Path) -> list[dict[str, Any]]:
@@ -83,22 +41,6 @@ def checkpoints(run_dir: Path) -> list[dict[str, Any]]:
             state = {"unreadable": str(exc)}
         out.append({"name": path.name, "state": state if isinstance(state, dict) else {}})
     return out
-
-
-def read_summary(eval_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(eval_summary.json, why it is unusable) of an eval output directory."""
-    path = eval_dir / SUMMARY_FILE
-    if not path.is_file():
-        return None, None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"{SUMMARY_FILE}: unreadable ({exc})"
-    return (value, None) if isinstance(value, dict) else (None, f"{SUMMARY_FILE}: not a JSON object")
-
-
-def predictions(eval_dir: Path) -> list[dict[str, Any]]:
-    return read_jsonl(eval_dir / PREDICTIONS_FILE)
 
 
 def has_answer(row: dict[str, Any]) -> bool:
@@ -130,7 +72,13 @@ def flips(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str
     return {"fixed": fixed, "broken": broken}
 
 
-def completions(run_dir: Path) -> list[dict[str, Any]]:
-    """The latest sampled completions of an RL run (last MAX_COMPLETIONS_SHOWN lines), newest first."""
-    rows = read_jsonl(run_dir / COMPLETIONS)
-    return list(reversed(rows[-MAX_COMPLETIONS_SHOWN:]))
+def completions(run_dir: Path) -> dict[str, Any] | None:
+    """A GRPO run's latest sampled completions (the last MAX_COMPLETIONS_SHOWN lines of
+    completions.jsonl), newest step first and in sampling order within a step, with the names of
+    the reward functions scored per line (docs/grpo.md, Evidence); None when the run has none."""
+    rows = read_jsonl(run_dir / COMPLETIONS)[-MAX_COMPLETIONS_SHOWN:]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: -r["step"] if isinstance(r.get("step"), (int, float)) else 0)
+    names = {name: None for r in rows if isinstance(r.get("rewards"), dict) for name in r["rewards"]}
+    return {"rows": rows, "reward_names": list(names)}

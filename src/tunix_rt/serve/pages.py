@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunix_rt.evidence import EVAL_BEFORE_DIR, EVAL_DIR
+from tunix_rt.runs import display
 from tunix_rt.runs.compare import config_diff, resolved_config, summary_deltas
 from tunix_rt.runs.rundir import read_metrics, read_run
 from tunix_rt.serve import detail, runs
@@ -37,38 +39,33 @@ def metrics_payload(name: str, path: Path) -> dict[str, Any]:
     metrics = read_metrics(path)
     return {
         "name": name,
-        "status": view.get("status") or ("unreadable" if runs.unreadable_reason(view) else "unknown"),
-        "series": runs.series(metrics),
+        "status": view.get("status") or ("unreadable" if display.unreadable_reason(view) else "unknown"),
+        "series": display.series(metrics),
         "progress": runs.progress(view, metrics),
-        "curves": curve_list(metrics),
+        "curves": display.curve_list(metrics),
         "log_tail": runs.log_tail(path),
     }
-
-
-def curve_list(metrics: list[dict[str, Any]]) -> list[list[str]]:
-    rows = [r for r in metrics if isinstance(r.get("step"), (int, float))]
-    return [[k, t] for k, t in runs.TRAIN_CURVES] + [[k, k] for k in runs.reward_keys(rows)]
 
 
 def run_context(name: str, path: Path) -> dict[str, Any]:
     try:
         view = read_run(path)
-        reason = runs.unreadable_reason(view)
+        reason = display.unreadable_reason(view)
         live = metrics_payload(name, path)
         context = {"name": name, "unreadable": reason, "live": live, "log_tail": live["log_tail"],
                    "evidence": detail.evidence(path), "completions": detail.completions(path)}  # fmt: skip
         if reason:
             return context
-        return {**context, "view": view, "sections": detail.manifest_sections(view),
-                "command": detail.reproduce_command(view), "checkpoints": detail.checkpoints(path),
+        return {**context, "view": view, "sections": display.manifest_sections(view),
+                "command": display.reproduce_command(view), "checkpoints": detail.checkpoints(path),
                 "eval_summary": view.eval_summary, "problems": view.problems}  # fmt: skip
     except Exception as exc:  # a damaged run shows why instead of an error page
         return {"name": name, "unreadable": f"{type(exc).__name__}: {exc}"}
 
 
 def _eval_block(path: Path, show: str, category: str) -> dict[str, Any] | None:
-    summary, problem = detail.read_summary(path)
-    rows = detail.predictions(path)
+    summary, problem = display.read_summary(path)
+    rows = display.predictions(path)
     if summary is None and not rows and problem is None:
         return None
     return {
@@ -83,8 +80,8 @@ def _eval_block(path: Path, show: str, category: str) -> dict[str, Any] | None:
 
 def eval_context(name: str, path: Path, show: str, category: str) -> dict[str, Any]:
     try:
-        after = _eval_block(path / detail.EVAL_DIR, show, category)
-        before = _eval_block(path / detail.BEFORE_DIR, "all", "")
+        after = _eval_block(path / EVAL_DIR, show, category)
+        before = _eval_block(path / EVAL_BEFORE_DIR, "all", "")
         flips = detail.flips(before["all_rows"], after["all_rows"]) if before and after else None
         return {"name": name, "unreadable": None, "after": after, "before": before, "flips": flips,
                 "show": show, "category": category, "filters": list(detail.FILTERS)}  # fmt: skip
@@ -98,8 +95,8 @@ def eval_context(name: str, path: Path, show: str, category: str) -> dict[str, A
 
 
 def _compare_pair(base: Any, other: Any) -> dict[str, Any]:
-    before = detail.predictions(base.path / detail.EVAL_DIR)
-    after = detail.predictions(other.path / detail.EVAL_DIR)
+    before = display.predictions(base.path / EVAL_DIR)
+    after = display.predictions(other.path / EVAL_DIR)
     return {
         "a": base.name, "b": other.name,
         "config_diff": config_diff(resolved_config(base), resolved_config(other)),
@@ -111,21 +108,23 @@ def _compare_pair(base: Any, other: Any) -> dict[str, Any]:
 
 def compare_context(root: Path, names: list[str]) -> dict[str, Any]:
     all_runs = [r["name"] for r in runs.list_runs(root) if not r.get("unreadable")]
-    chosen, errors, views = [], [], []
+    chosen, errors, views, curves = [], [], [], []
     for name in names:
         try:
             path = resolve_under(root, name)
             view = read_run(path)
-            if not path.is_dir() or runs.unreadable_reason(view):
-                raise OutsideRoot(runs.unreadable_reason(view) or "no such run directory")
+            if not path.is_dir() or display.unreadable_reason(view):
+                raise OutsideRoot(display.unreadable_reason(view) or "no such run directory")
         except OutsideRoot as exc:
             errors.append(f"{name}: unreadable: {exc}")
             continue
-        chosen.append({"name": name, "series": runs.series(read_metrics(path))})
+        metrics = read_metrics(path)
+        chosen.append({"name": name, "series": display.series(metrics)})
+        curves += [c for c in display.curve_list(metrics) if c not in curves]
         views.append((name, view))
     pairs = [_compare_pair(views[0][1], v) | {"a": views[0][0], "b": n} for n, v in views[1:]]
     return {"all_runs": all_runs, "chosen": chosen, "selected": [c["name"] for c in chosen], "errors": errors,
-            "pairs": pairs, "curves": [list(c) for c in runs.TRAIN_CURVES]}  # fmt: skip
+            "pairs": pairs, "curves": curves or [list(c) for c in display.TRAIN_CURVES]}  # fmt: skip
 
 
 def datasets_context(root: Path, rel: str, key: str, offset: int) -> dict[str, Any]:

@@ -14,20 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.evidence import LOG, METRICS
+from tunix_rt.runs.display import unreadable_reason
 from tunix_rt.runs.leaderboard import find_run_dirs
 from tunix_rt.runs.rundir import MANIFEST, RunView, read_metrics, read_run
 from tunix_rt.serve.safepath import relative_name
 
-# The training curves of the Run page: (metrics.jsonl key, chart title).
-TRAIN_CURVES = (
-    ("loss", "training loss"),
-    ("lr", "learning rate"),
-    ("grad_norm", "gradient norm"),
-    ("tokens_per_sec", "throughput (tokens/s)"),
-)
-# RL recipes log reward curves as metrics keys starting with one of these (e.g. "reward/format",
-# "rewards/correctness"); the Run page draws every such key it finds, one chart each.
-REWARD_PREFIXES = ("reward", "rewards/", "kl")
 STATUSES = ("running", "completed", "failed", "interrupted")
 # A running run silent for longer than this is flagged on the Runs page (its process may be gone).
 STALE_AFTER_S = 600
@@ -42,12 +33,6 @@ def discover(root: Path) -> list[Path]:
     base = root.resolve()
     # A symlinked run that points outside ROOT is not served (it could not be opened either).
     return sorted(p for p in found if p.resolve() == base or base in p.resolve().parents)
-
-
-def unreadable_reason(view: RunView) -> str | None:
-    if view.manifest:
-        return None
-    return "; ".join(view.problems) or f"{MANIFEST}: empty"
 
 
 def progress(view: RunView, metrics: list[dict[str, Any]]) -> dict[str, Any]:
@@ -152,30 +137,6 @@ def group_by_eval_set(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[s
         groups.setdefault(row.get("eval_set") or "", []).append(row)
     named = sorted((k, v) for k, v in groups.items() if k)
     return named + ([("", groups[""])] if "" in groups else [])
-
-
-def series(metrics: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Column-wise training metrics: {'step': [...], 'loss': [...], ...} over the training rows
-    (the eval line at the end of a run has no loss and is left out). Missing values are None."""
-    rows = [r for r in metrics if isinstance(r.get("step"), (int, float)) and "eval_primary_score" not in r]
-    keys = [k for k, _ in TRAIN_CURVES] + reward_keys(rows)
-    out: dict[str, list[Any]] = {"step": [r["step"] for r in rows]}
-    for key in keys:
-        out[key] = [_number(r.get(key)) for r in rows]
-    return out
-
-
-def reward_keys(rows: list[dict[str, Any]]) -> list[str]:
-    found: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            if key.startswith(REWARD_PREFIXES) and isinstance(row[key], (int, float)):
-                found[key] = None
-    return list(found)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def tail_text(path: Path, max_lines: int = 200, max_bytes: int = 64 * 1024) -> str | None:

@@ -12,6 +12,14 @@
     if (c) { c.textContent = n + (n === 1 ? " point" : " points"); c.dataset.points = String(n); }
   }
 
+  /* Axis ticks: uPlot's default keeps 3 decimals, so a learning rate of 3e-4 would read "0". */
+  function tick(v) {
+    if (v === null || v === undefined) return "";
+    var a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(1);
+    return String(Number(v.toPrecision(4)));
+  }
+
   /* One chart in `el` (a .chart box): xs is the step column, columns a list of {label, values}. */
   function plot(el, key, title, xs, columns) {
     var data = [xs].concat(columns.map(function (c) { return c.values; }));
@@ -20,7 +28,7 @@
                points: { show: xs.length < 60 } };
     }));
     var opts = { title: title, width: width(el), height: 220, series: series,
-                 scales: { x: { time: false } }, axes: [{ label: "step" }, { size: 60 }],
+                 scales: { x: { time: false } }, axes: [{ label: "step" }, { size: 60, values: function (u, ticks) { return ticks.map(tick); } }],
                  legend: { show: columns.length > 1, live: false } };
     var target = el.querySelector(".plot");
     target.innerHTML = "";
