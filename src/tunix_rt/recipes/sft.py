@@ -18,10 +18,10 @@ from tqdm import tqdm
 from tunix_rt.data.loader import load_traces
 from tunix_rt.data.resolver import resolve_dataset
 from tunix_rt.errors import TrainingError
-from tunix_rt.evidence import EVAL_DIR, FINAL_MODEL
+from tunix_rt.evidence import EVAL_BEFORE_DIR, EVAL_DIR, FINAL_MODEL
 from tunix_rt.train import record
 from tunix_rt.train.batching import epoch_batches, micro_batches, plan_steps
-from tunix_rt.train.before_after import BEFORE_DIR, record_before, record_lift, render_settings
+from tunix_rt.train.before_after import record_before, record_lift, render_settings
 from tunix_rt.train.checkpoint import (
     CHECKPOINTS,
     Checkpointer,
@@ -470,7 +470,7 @@ def _eval_before(
             lambda: evaluate(
                 str(req.config.model.model_id),
                 tcfg.eval_set,
-                req.output / BEFORE_DIR,
+                req.output / EVAL_BEFORE_DIR,
                 batch_size=tcfg.eval_batch_size,
                 max_new_tokens=tcfg.eval_max_new_tokens,
                 model_obj=model,

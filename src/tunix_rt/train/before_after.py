@@ -13,7 +13,6 @@ from typing import Any
 
 from tunix_rt.train.render import template_kind
 
-BEFORE_DIR = "eval_before"
 FIGURES = ("primary_score", "format_compliance", "accuracy_answered")
 
 
