@@ -11,18 +11,11 @@ import torch
 
 from helpers_rl import make_digit_model, write_digit_prompts
 from helpers_train import read_weights
-from tunix_rt.config import Config
+from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError, DataError
-from tunix_rt.recipes.grpo import COMPLETIONS, train
-from tunix_rt.rl.config import GrpoConfig
-from tunix_rt.train.loop import TrainRequest
-
-
-class GrpoRunConfig(Config):
-    """Config with the `grpo:` section, as the coordinator will hang it on Config itself."""
-
-    grpo: GrpoConfig = GrpoConfig()
-
+from tunix_rt.evidence import COMPLETIONS
+from tunix_rt.recipes.grpo import train
+from tunix_rt.train.request import TrainRequest
 
 @pytest.fixture(scope="module")
 def digit_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -47,7 +40,7 @@ def _request(
     base.update(training)
     knobs = {"num_generations": 6, "max_completion_length": 5, "rewards": {"correctness": 1.0, "format": 0.1}}
     knobs.update(grpo or {})
-    cfg = GrpoRunConfig.model_validate({"model": {"model_id": str(model)}, "training": base, "grpo": knobs})
+    cfg, _ = load_config({"model": {"model_id": str(model)}, "method": "grpo", "training": base, "grpo": knobs})
     return TrainRequest(config=cfg, dataset=str(data), output=out, device="cpu", resume=resume, argv=["test"])
 
 

@@ -28,6 +28,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunix_rt.errors import ConfigError
+from tunix_rt.rl.config import GrpoConfig
 
 BUNDLED_CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -139,12 +140,27 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     output: OutputConfig = OutputConfig()
+    method: Literal["sft", "grpo"] = "sft"
+    """The recipe `tunix-rt train` runs: sft (recipes/sft.py) or grpo (recipes/grpo.py)."""
+    grpo: GrpoConfig | None = None
+    """The GRPO knobs (rl/config.py); method grpo without the section takes every default."""
     system_instruction: str | None = None
     provenance: dict[str, Any] = {}
     """Free-form `*_provenance` sections of the original configs, kept for the manifest."""
 
+    @model_validator(mode="after")
+    def _method_sections(self) -> Config:
+        if self.method == "sft" and self.grpo is not None:
+            raise ValueError("a grpo: section is given but method is sft; set method: grpo to train with GRPO")
+        if self.method == "grpo" and self.grpo is None:
+            self.grpo = GrpoConfig()
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # An SFT config resolves to the same dict (and sha256) as before GRPO existed, so runs
+        # started then still resume: `method: sft` and the absent grpo section are left out.
+        exclude = {"method", "grpo"} if self.method == "sft" else set()
+        return self.model_dump(mode="json", exclude=exclude)
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -176,13 +192,16 @@ _OUTPUT_NOTES = {
     "manifest_file": "the manifest is always RUN/run_manifest.json",
 }
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "data": DataConfig,
     "output": OutputConfig,
+    "grpo": GrpoConfig,
 }
-TOP_LEVEL_SCALARS = ("system_instruction",)
+TOP_LEVEL_SCALARS = ("system_instruction", "method")
+# Sections that exist only when written (the grpo: section belongs to method: grpo alone).
+OPTIONAL_SECTIONS = ("grpo",)
 
 
 def _field_aliases(section: str, cls: type[_Section]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -337,6 +356,7 @@ def _validation_input(settings: dict[str, Any]) -> dict[str, Any]:
     return {
         top: {s.key: s.value for s in item.values()} if top in SECTIONS else item
         for top, item in settings.items()
+        if item or top not in OPTIONAL_SECTIONS
     }
 
 

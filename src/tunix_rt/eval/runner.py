@@ -126,11 +126,13 @@ def evaluate(
     limit: int | None = None,
     model_obj: Any = None,
     tokenizer: Any = None,
+    render_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
 
     model_obj / tokenizer: an already-loaded model (training passes its in-memory one); it stays on
-    its own device, and `model` then only names where it came from.
+    its own device, and `model` then only names where it came from. render_settings: how to ask
+    (a recipe passes the rendering it trains with); default: the model directory's saved settings.
     """
     from tunix_rt.eval.generate import generate
 
@@ -154,7 +156,9 @@ def evaluate(
         if tokenizer is None:
             tokenizer = load_model_tokenizer(model_dir)
 
-    settings = read_render_settings(model_dir) if model_dir.is_dir() else None
+    settings = render_settings
+    if settings is None and model_dir.is_dir():
+        settings = read_render_settings(model_dir)
     prompts = [render_for_eval(item.prompt, tokenizer, settings) for item in items]
     started = time.perf_counter()
     generations = generate(
