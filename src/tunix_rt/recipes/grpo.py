@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tunix_rt.errors import ConfigError, TrainingError
+from tunix_rt.config import Config
+from tunix_rt.errors import ConfigError
 from tunix_rt.eval.runner import evaluate, render_for_eval
 from tunix_rt.evidence import COMPLETIONS, EVAL_BEFORE_DIR, EVAL_DIR, FINAL_MODEL, truncate_jsonl_after
 from tunix_rt.rl import record as rl_record
@@ -41,32 +42,51 @@ from tunix_rt.train.tokenize import encode_prompt
 
 def train(req: TrainRequest) -> dict[str, Any]:
     """Run GRPO as the request says; returns the run manifest's summary."""
-    cfg, gcfg = req.config, req.config.grpo
-    if cfg.method != "grpo" or gcfg is None:
-        raise ConfigError("method: recipes.grpo runs configs with method: grpo")
-    if cfg.model.init == "scratch":
-        raise ConfigError("model.init: GRPO starts from a trained model (a model id, directory or SFT run)")
-    if cfg.training.dtype not in ("float32", "auto"):
-        raise ConfigError(f"training.dtype: GRPO runs in float32 for now, not {cfg.training.dtype}")
+    cfg = req.config
     dist = DistContext.from_env()
-    if dist.active:
-        raise TrainingError("GRPO runs in one process for now; start it without torchrun")
+    problems = plan_problems(cfg, dist.world_size)
+    if problems:
+        raise ConfigError(problems[0])
     quiet_library_progress_bars()
     # 1. Device first (float32: GRPO has no autocast yet, so that is the dtype recorded).
     float32 = cfg.model_copy(update={"training": cfg.training.model_copy(update={"dtype": "float32"})})
     dev = resolve_run_device(dist, req.device, float32)
-    # 2. Prompts, rewards and the starting point, checked before the run directory exists: a bad
-    #    gold answer, reward function or system_instruction fails in a second and leaves nothing.
-    prompts = load_prompts(req.dataset)
-    rewards = build_rewards(gcfg.rewards, length_buffer=gcfg.length_buffer)
-    first = prompts.items[0]
-    probe_rewards(rewards, first.prompt, first.answer, gcfg.max_completion_length)
-    start = resolve_start(str(cfg.model.model_id), cfg.system_instruction)
+    # 2. Prompts, rewards and the starting point, before the run directory exists.
+    prompts, rewards, start = check_inputs(cfg, req.dataset)
     # 3. The run directory, as SFT records it.
     rec = record.open_run(req, dist, dev)
     stop = StopSignal()
     with record.recorded_outcome(rec, stop, dist):
         return _grpo(req, dist, dev, rec, stop, prompts, rewards, start)
+
+
+def plan_problems(cfg: Config, world_size: int) -> list[str]:
+    """Settings GRPO cannot run with (train() refuses the first; --dry-run lists them all)."""
+    problems = []
+    if cfg.method != "grpo" or cfg.grpo is None:
+        problems.append("method: recipes.grpo runs configs with method: grpo")
+    if cfg.model.init == "scratch":
+        problems.append("model.init: GRPO starts from a trained model (a model id, directory or SFT run)")
+    if cfg.training.dtype not in ("float32", "auto"):
+        problems.append(f"training.dtype: GRPO runs in float32 for now, not {cfg.training.dtype}")
+    if world_size > 1:
+        problems.append(
+            f"GRPO runs in one process for now, not {world_size}: start it without torchrun / --nproc"
+        )
+    return problems
+
+
+def check_inputs(cfg: Config, dataset: str) -> tuple[PromptSet, list[Reward], StartPoint]:
+    """Prompts, rewards and the starting point, checked before any model is loaded: a gold answer the
+    scorer cannot interpret, a reward function that does not import or answer, or a
+    system_instruction that contradicts the starting model's fails in a second and leaves nothing."""
+    gcfg = cfg.grpo
+    assert gcfg is not None  # plan_problems
+    prompts = load_prompts(dataset)
+    rewards = build_rewards(gcfg.rewards, length_buffer=gcfg.length_buffer)
+    first = prompts.items[0]
+    probe_rewards(rewards, first.prompt, first.answer, gcfg.max_completion_length)
+    return prompts, rewards, resolve_start(str(cfg.model.model_id), cfg.system_instruction)
 
 
 def _grpo(
