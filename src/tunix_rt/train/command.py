@@ -181,7 +181,13 @@ def _dry_run_grpo(config: Config, dataset: str, output: Path, device: str | None
         where = check_model_available(config.model.model_copy(update={"model_id": start.source}))
         print(f"model: {start.source} ({where})")
     except TunixError as exc:
-        blockers.append(str(exc))
+        # model_id may name an SFT run that has not been trained yet: say so before the hub's answer.
+        blockers.append(
+            f"model.model_id {start.source!r}: no such directory here (a finished SFT run directory or a "
+            f"save_pretrained directory; train that run first); as a hub id: {exc}"
+            if not Path(start.source).exists()
+            else str(exc)
+        )
         print(f"model: {start.source} — not available here (see blockers)")
     render = start.saved_render or {
         "system_instruction": config.system_instruction,
