@@ -168,16 +168,9 @@ def _grpo(
         scored = sample_and_score(model, tokenizer, items, texts, rewards, gcfg, dev.device, state.sampler)
         generated = time.perf_counter()
         parts, grad_norm = policy_update(
-            model,
-            reference,
-            optimizer,
-            scheduler,
-            scored,
-            gcfg,
-            tcfg.max_grad_norm,
-            tokenizer.pad_token_id,
-            dev.device,
-        )
+            model, reference, optimizer, scheduler, scored, gcfg, tcfg.max_grad_norm,
+            tokenizer.pad_token_id, dev.device,
+        )  # fmt: skip
         updated = time.perf_counter()
         state.step += 1
         state.generated_tokens += sum(scored.samples.lengths)

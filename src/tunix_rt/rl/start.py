@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tunix_rt.errors import ConfigError
+from tunix_rt.errors import ConfigError, ModelError
 from tunix_rt.eval.runner import read_render_settings, resolve_model_dir
 from tunix_rt.evidence import RENDER_FILE
 from tunix_rt.train.render import template_kind
@@ -26,10 +26,16 @@ class StartPoint:
 
     def render_settings(self, tokenizer: Any, system_instruction: str | None) -> dict[str, Any]:
         """The rendering to sample and evaluate with: the saved one, else this config's."""
-        return self.saved_render or {
-            "template": template_kind(tokenizer),
-            "system_instruction": system_instruction,
-        }
+        kind = template_kind(tokenizer)
+        if self.saved_render is None:
+            return {"template": kind, "system_instruction": system_instruction}
+        if self.saved_render["template"] != kind:
+            # The final model's saved rendering takes its template from the tokenizer (train/export.py).
+            raise ModelError(
+                f"{self.source}/{RENDER_FILE}: template {self.saved_render['template']!r}, but the tokenizer "
+                f"saved beside it renders {kind!r}; the directory was edited after training"
+            )
+        return self.saved_render
 
 
 def resolve_start(model_id: str, system_instruction: str | None) -> StartPoint:

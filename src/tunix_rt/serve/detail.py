@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.eval.runner import PREDICTIONS_FILE, SUMMARY_FILE
-from tunix_rt.evidence import EVAL_DIR
+from tunix_rt.evidence import COMPLETIONS, EVAL_BEFORE_DIR
 from tunix_rt.runs.report import EVIDENCE
 from tunix_rt.runs.rundir import RunView, read_jsonl
 from tunix_rt.train.checkpoint import STATE_FILE, list_checkpoints
 
-BEFORE_DIR = f"{EVAL_DIR}_before"
+BEFORE_DIR = EVAL_BEFORE_DIR
 # An RL recipe's sampled completions, one JSON object per line ({step, prompt, completion, reward...}).
-COMPLETIONS = "completions.jsonl"
 MAX_COMPLETIONS_SHOWN = 200
 
 # Manifest sections shown as tables on the Run page, in this order; the rest go under "other".
