@@ -32,7 +32,7 @@ from tunix_rt.train.checkpoint import Checkpointer, gather_full_state
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.export import save_final_model
 from tunix_rt.train.model import count_parameters, load_pretrained
-from tunix_rt.train.optim import build_optimizer, build_scheduler
+from tunix_rt.train.optim import build_optimizer, build_scheduler, continue_schedule
 from tunix_rt.train.render import template_kind
 from tunix_rt.train.request import TrainRequest
 from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resolve_run_device, seed_everything
@@ -130,7 +130,9 @@ def _grpo(
     state = GrpoState.start(tcfg.seed)
     if rec.resume_from is not None:
         state = checkpoints.restore(rec.resume_from)
-        rec.accept_resumed_config(at_step=state.step)
+        # A new total (max_steps changed): the LR continues from its value here to the new end.
+        lr_schedule = continue_schedule(scheduler, total_steps, state.step)
+        rec.accept_resumed_config(at_step=state.step, lr_schedule=lr_schedule)
         log.info(f"resuming from {rec.resume_from.name}")
     if req.resume:
         dropped = rec.run.truncate_metrics_after(state.step)
