@@ -31,7 +31,7 @@ def test_cpu_grpo_dry_run_as_shipped(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = CONFIGS / "cpu-grpo.yaml"
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
     assert raw["method"] == "grpo" and raw["training"]["eval_set"]  # held-out eval before and after
-    # The config's own dataset key, smaller (the same generator; 4000 problems only take longer).
+    # The config's own dataset key, smaller (the same generator; the shipped 51200 only take longer).
     code = main(["train", "--config", str(config), "--output", str(tmp_path / "run"), "--dry-run",
                  "--dataset", "reasoning-mix:40"])  # fmt: skip
     out = capsys.readouterr().out
