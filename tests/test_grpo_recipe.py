@@ -11,17 +11,11 @@ import torch
 
 from helpers_rl import make_digit_model, write_digit_prompts
 from helpers_train import read_weights
-from tunix_rt.config import Config
+from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError, DataError
-from tunix_rt.recipes.grpo import COMPLETIONS, train
-from tunix_rt.rl.config import GrpoConfig
-from tunix_rt.train.loop import TrainRequest
-
-
-class GrpoRunConfig(Config):
-    """Config with the `grpo:` section, as the coordinator will hang it on Config itself."""
-
-    grpo: GrpoConfig = GrpoConfig()
+from tunix_rt.evidence import COMPLETIONS
+from tunix_rt.recipes.grpo import train
+from tunix_rt.train.request import TrainRequest
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,14 @@ def one_thread():
 
 
 def _request(
-    model: Path, data: Path, out: Path, *, resume: bool = False, grpo: dict | None = None, **training: Any
+    model: Path,
+    data: Path,
+    out: Path,
+    *,
+    resume: bool = False,
+    grpo: dict | None = None,
+    system_instruction: str | None = None,
+    **training: Any,
 ) -> TrainRequest:
     base = {
         "device": "cpu", "dtype": "float32", "batch_size": 4, "max_steps": 4, "learning_rate": 1e-2,
@@ -47,7 +48,10 @@ def _request(
     base.update(training)
     knobs = {"num_generations": 6, "max_completion_length": 5, "rewards": {"correctness": 1.0, "format": 0.1}}
     knobs.update(grpo or {})
-    cfg = GrpoRunConfig.model_validate({"model": {"model_id": str(model)}, "training": base, "grpo": knobs})
+    raw = {"model": {"model_id": str(model)}, "method": "grpo", "training": base, "grpo": knobs}
+    if system_instruction is not None:
+        raw["system_instruction"] = system_instruction
+    cfg, _ = load_config(raw)
     return TrainRequest(config=cfg, dataset=str(data), output=out, device="cpu", resume=resume, argv=["test"])
 
 
@@ -145,6 +149,50 @@ def test_starts_from_a_finished_sft_run_directory(digit_model: Path, tmp_path: P
     assert json.loads((run / "final_model" / "tunix_rt_render.json").read_text()) == settings
     manifest = json.loads((run / "run_manifest.json").read_text())
     assert manifest["model"]["id"] == str(sft_run) and manifest["status"] == "completed"
+
+
+def test_eval_before_and_after_ask_as_sampling_does(
+    digit_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model without saved rendering and a config system_instruction: sampling, eval before and
+    eval after all render prompts with it (eval before used to read the model directory instead)."""
+    import tunix_rt.eval.generate as generate_module
+    import tunix_rt.rl.sampling as sampling
+
+    seen: dict[str, list[str]] = {"sampling": [], "eval": []}
+    real = generate_module.generate
+
+    def recording(kind: str):
+        def wrapped(model, tokenizer, prompts, **kwargs):
+            seen[kind].extend(prompts)
+            return real(model, tokenizer, prompts, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(sampling, "generate", recording("sampling"))
+    monkeypatch.setattr(generate_module, "generate", recording("eval"))
+    data = write_digit_prompts(tmp_path / "p.jsonl", 4)
+    run = tmp_path / "run"
+    train(_request(digit_model, data, run, max_steps=1, eval_set=str(data), system_instruction="Be brief."))
+    assert len(seen["eval"]) == 2 * 4 and seen["sampling"]  # eval before + after, 4 items each
+    assert all(p.startswith("Be brief.\n\nQuestion: ") for p in seen["sampling"] + seen["eval"])
+    saved = json.loads((run / "final_model" / "tunix_rt_render.json").read_text())
+    assert saved["system_instruction"] == "Be brief."
+    summaries = [json.loads((run / d / "eval_summary.json").read_text()) for d in ("eval_before", "eval")]
+    assert [s["generation"]["template"] for s in summaries] == ["plain", "plain"]
+
+
+def test_a_system_instruction_contradicting_the_sft_run_is_refused(digit_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    sft_run = tmp_path / "sft-run"
+    shutil.copytree(digit_model, sft_run / "final_model")
+    settings = {"template": "plain", "system_instruction": "Answer with one digit."}
+    (sft_run / "final_model" / "tunix_rt_render.json").write_text(json.dumps(settings), encoding="utf-8")
+    data = write_digit_prompts(tmp_path / "p.jsonl", 4)
+    with pytest.raises(ConfigError, match=r"system_instruction: .*tunix_rt_render.json"):
+        train(_request(sft_run, data, tmp_path / "run", system_instruction="Something else."))
+    assert not (tmp_path / "run").exists()
 
 
 DRIVER = """

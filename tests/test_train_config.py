@@ -216,3 +216,25 @@ def test_pydantic_reads_the_aliases_declared_on_the_fields() -> None:
         "training.num_steps",
         "training.save_steps",
     }
+
+
+def test_method_and_the_grpo_section_are_validated_like_every_key() -> None:
+    base = {"model": {"model_id": "gpt2"}}
+    sft, _ = load_config(base)
+    assert sft.method == "sft" and sft.grpo is None
+    # An SFT config resolves as it did before GRPO existed: no new keys, so runs started then resume.
+    assert set(sft.to_dict()) == {"model", "training", "data", "output", "system_instruction", "provenance"}
+    grpo, _ = load_config({**base, "method": "grpo"})
+    assert grpo.grpo is not None and grpo.grpo.num_generations == 8  # defaults without a section
+    tuned, _ = load_config({**base, "method": "grpo", "grpo": {"beta": 0.04}}, ["grpo.num_generations=4"])
+    assert (tuned.grpo.beta, tuned.grpo.num_generations) == (0.04, 4)
+    assert tuned.to_dict()["method"] == "grpo" and tuned.to_dict()["grpo"]["beta"] == 0.04
+    assert {"method", "grpo", "grpo.num_generations", "grpo.rewards"} <= set(valid_keys())
+    with pytest.raises(ConfigError, match="grpo: section is given but method is sft; set method: grpo"):
+        load_config({**base, "grpo": {"beta": 0.04}})
+    with pytest.raises(ConfigError, match=r"did you mean 'grpo\.num_generations'"):
+        load_config({**base, "method": "grpo", "grpo": {"num_generation": 4}})
+    with pytest.raises(ConfigError, match="did you mean 'method'"):
+        load_config({**base, "methd": "grpo"})
+    with pytest.raises(ConfigError, match=r"method: Input should be 'sft' or 'grpo'"):
+        load_config({**base, "method": "ppo"})

@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from tunix_rt.errors import ConfigError
+from tunix_rt.rl.config import GrpoConfig
 
 BUNDLED_CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -188,6 +189,10 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     output: OutputConfig = OutputConfig()
+    method: Literal["sft", "grpo"] = "sft"
+    """The recipe `tunix-rt train` runs: sft (recipes/sft.py) or grpo (recipes/grpo.py)."""
+    grpo: GrpoConfig | None = None
+    """The GRPO knobs (rl/config.py); method grpo without the section takes every default."""
     system_instruction: str | None = None
     provenance: dict[str, Any] = {}
     """Free-form `*_provenance` sections of the original configs, kept for the manifest."""
@@ -209,8 +214,21 @@ class Config(_Section):
             raise ValueError(f"data.validation: a fraction must be in (0, 0.5], got {split}")
         return self
 
+    @model_validator(mode="after")
+    def _method_sections(self) -> Config:
+        if self.method == "sft" and self.grpo is not None:
+            raise ValueError("a grpo: section is given but method is sft; set method: grpo to train with GRPO")
+        if self.method == "grpo" and self.grpo is None:
+            self.grpo = GrpoConfig()
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # An SFT config resolves to the same dict (and sha256) as before GRPO and LoRA existed, so
+        # runs started then still resume: `method: sft`, the absent grpo and lora sections are left out.
+        exclude = {"method", "grpo"} if self.method == "sft" else set()
+        if self.lora is None:
+            exclude.add("lora")
+        return self.model_dump(mode="json", exclude=exclude)
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -242,16 +260,18 @@ _OUTPUT_NOTES = {
     "manifest_file": "the manifest is always RUN/run_manifest.json",
 }
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "data": DataConfig,
     "output": OutputConfig,
     "lora": LoraConfig,
+    "grpo": GrpoConfig,
 }
-# Sections whose absence means something (no `lora:` = full fine-tuning): filled only when given.
-OPTIONAL_SECTIONS = frozenset({"lora"})
-TOP_LEVEL_SCALARS = ("system_instruction",)
+TOP_LEVEL_SCALARS = ("system_instruction", "method")
+# Sections whose absence means something (no `lora:` = full fine-tuning; the grpo: section belongs to
+# method: grpo alone): filled only when given.
+OPTIONAL_SECTIONS = frozenset({"lora", "grpo"})
 
 
 def _field_aliases(section: str, cls: type[_Section]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -408,6 +428,7 @@ def _validation_input(settings: dict[str, Any]) -> dict[str, Any]:
     return {
         top: {s.key: s.value for s in item.values()} if top in SECTIONS else item
         for top, item in settings.items()
+        if item or top not in OPTIONAL_SECTIONS
     }
 
 

@@ -64,7 +64,7 @@ def _second_eval_set(config: Config, output: Path) -> list[dict[str, Any]]:
     before = evaluate(
         str(config.model.model_id), SECOND_EVAL_SET, output / f"eval_before-{SECOND_EVAL_SET}",
         model_obj=base.eval(), tokenizer=tokenizer,
-        render=render_settings(tokenizer, config.system_instruction), **settings,
+        render_settings=render_settings(tokenizer, config.system_instruction), **settings,
     )  # fmt: skip
     return [{"before": headline(before, SECOND_EVAL_SET), "after": headline(after, SECOND_EVAL_SET)}]
 

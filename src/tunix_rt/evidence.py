@@ -88,6 +88,25 @@ def read_jsonl(path: Path, *, tolerant: bool = True) -> list[dict[str, Any]]:
     return rows
 
 
+def truncate_jsonl_after(path: Path, step: int) -> int:
+    """Drop the lines of a step-keyed JSONL file (metrics.jsonl, completions.jsonl) past `step`, and
+    a torn last line; the lines kept stay byte for byte as written. Returns how many were dropped."""
+    if not path.is_file():
+        return 0
+    lines = [line for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a kill mid-write
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return len(lines) - len(kept)
+
+
 def ensure_replaceable(path: Path, *, by: str, subcommand: str | None = None) -> None:
     """Refuse (RunDirError) to delete `path` unless it is absent, empty or a tunix-rt run directory.
 
@@ -249,15 +268,7 @@ class RunDirectory:
 
     def truncate_metrics_after(self, step: int) -> int:
         """Drop metric lines past `step` (written after the checkpoint we resume from); returns how many."""
-        path = self.path / METRICS
-        if not path.is_file():
-            return 0
-        n_lines = len(jsonl_lines(path.read_text(encoding="utf-8")))
-        kept = [record for record in self.read_metrics() if record.get("step", 0) <= step]
-        if len(kept) != n_lines:
-            # Each line is rewritten exactly as append_metrics wrote it (json.dumps round-trips).
-            atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
-        return n_lines - len(kept)
+        return truncate_jsonl_after(self.path / METRICS, step)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a", encoding="utf-8") as handle:

@@ -148,16 +148,16 @@ def evaluate(
     limit: int | None = None,
     model_obj: Any = None,
     tokenizer: Any = None,
-    render: dict[str, Any] | None = None,
+    render_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
 
     batch_size / max_new_tokens: None means the run's own eval settings (see generation_settings).
     model_obj / tokenizer: an already-loaded model; it stays on its own device and dtype, and
-    `model` then only names where it came from. Training does not pass one: it evaluates its
-    final_model/ exactly as `tunix-rt eval` does, so the two scores are the same number.
-    render: the prompt rendering ({"template", "system_instruction"}) when `model` has no saved one
-    yet (training's eval_before).
+    `model` then only names where it came from. Training does not pass one after training: it
+    evaluates its final_model/ exactly as `tunix-rt eval` does, so the two scores are the same number.
+    render_settings: how to ask ({"template", "system_instruction"}): a recipe passes the rendering it
+    trains with (eval before training, GRPO); default: the model directory's saved settings.
     """
     from tunix_rt.eval.generate import generate
 
@@ -182,7 +182,9 @@ def evaluate(
         if tokenizer is None:
             tokenizer = load_model_tokenizer(model_dir)
 
-    settings = render if render is not None else read_render_settings(model_dir) if model_dir.is_dir() else None
+    settings = render_settings
+    if settings is None and model_dir.is_dir():
+        settings = read_render_settings(model_dir)
     prompts = [render_for_eval(item.prompt, tokenizer, settings) for item in items]
     started = time.perf_counter()
     generations = generate(

@@ -475,7 +475,7 @@ def _eval_before(
                 max_new_tokens=tcfg.eval_max_new_tokens,
                 model_obj=model,
                 tokenizer=tokenizer,
-                render=render_settings(tokenizer, req.config.system_instruction),
+                render_settings=render_settings(tokenizer, req.config.system_instruction),
             ),
         )
         head = record_before(rec.run, rec.log, result, tcfg.eval_set) if result is not None else None

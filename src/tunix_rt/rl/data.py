@@ -20,8 +20,11 @@ naming file and line. "Cannot interpret" means any of:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tunix_rt.data.evalsets import load_eval_set
 from tunix_rt.errors import DataError
@@ -108,3 +111,12 @@ def _record_lines(path: Path) -> tuple[list[int], str]:
         if isinstance(first, dict) and name in first:
             return lines, name
     return lines, "final_answer"
+
+
+def step_prompts(items: list[PromptItem], step: int, batch_size: int, seed: int) -> list[int]:
+    """Indices of this step's prompts: a fresh permutation per epoch, derived from (seed, step), so
+    a resume needs no data-order state."""
+    per_epoch = math.ceil(len(items) / batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(len(items))
+    return order[k * batch_size : (k + 1) * batch_size].tolist()

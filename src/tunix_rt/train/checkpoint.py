@@ -86,8 +86,10 @@ class Checkpointer:
     log: Any
     seconds: float = 0.0
     """Time spent writing periodic and final checkpoints (kept out of the loop's throughput)."""
+    state_type: Any = TrainState
+    """The recipe's state dataclass (to_json / from_json / step): TrainState for SFT, GrpoState for GRPO."""
 
-    def save(self, state: TrainState, reason: str) -> Path:
+    def save(self, state: Any, reason: str) -> Path:
         """Every rank calls this; returns the checkpoint directory once every rank is done."""
         started = time.perf_counter()
         record = {
@@ -113,7 +115,7 @@ class Checkpointer:
         self.seconds += time.perf_counter() - started
         return path
 
-    def restore(self, checkpoint: Path) -> TrainState:
+    def restore(self, checkpoint: Path) -> Any:
         """Optimizer, scheduler, scaler and RNGs in place; RunDirError if the run's identity changed."""
         saved = load_training_state(
             checkpoint, self.model, self.optimizer, self.scheduler, rank=self.dist.rank, scaler=self.scaler
@@ -125,7 +127,7 @@ class Checkpointer:
                 f"--resume: {checkpoint.name} was trained with other settings ({lines}); continuing would "
                 "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
             )
-        return TrainState.from_json(saved)
+        return self.state_type.from_json(saved)
 
 
 def checkpoint_name(step: int) -> str:

@@ -30,7 +30,10 @@ def train_command(args: argparse.Namespace) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc)
 
-    from tunix_rt.recipes.sft import train
+    if config.method == "grpo":
+        from tunix_rt.recipes.grpo import train
+    else:
+        from tunix_rt.recipes.sft import train
 
     for note in notes:
         print(note, file=sys.stderr)
@@ -47,7 +50,12 @@ def train_command(args: argparse.Namespace) -> int:
         argv=user_command(),
     )
     summary = train(request)
-    if int(os.environ.get("RANK", 0)) == 0:
+    if int(os.environ.get("RANK", 0)) == 0 and config.method == "grpo":
+        print(
+            f"done: {summary['global_step']} GRPO steps, {summary['generated_tokens_per_sec']} generated "
+            f"tokens/s; evidence in {args.output}/"
+        )
+    elif int(os.environ.get("RANK", 0)) == 0:
         print(
             f"done: {summary['global_step']} steps, final loss {summary['final_loss']}, "
             f"{summary['tokens_per_sec']} tokens/s; evidence in {args.output}/"
@@ -101,6 +109,8 @@ def dry_run(
     print(f"config: {config_path} (valid)")
     for note in notes:
         print(f"  {note}")
+    if config.method == "grpo":
+        return _dry_run_grpo(config, dataset, output, device, nproc)
     resolved = resolve_dataset(dataset)
     loaded = load_traces(resolved.path, skip_invalid=config.data.skip_invalid)
     print(
@@ -126,7 +136,6 @@ def dry_run(
         n_examples, n_tokens, too_long = len(data), int(data.lengths.sum()), data.too_long
     processes = nproc or int(os.environ.get("WORLD_SIZE", 1))
     plan_blockers = check_plan(config, world_size=processes, tokenizer=tokenizer)
-    blockers += plan_blockers
     effective = tcfg.batch_size * tcfg.gradient_accumulation_steps * processes
     per_epoch, total = plan_steps(n_examples, effective, tcfg.max_steps, tcfg.num_epochs)
     if n_tokens is None:
@@ -145,9 +154,69 @@ def dry_run(
         f"lr {tcfg.learning_rate} ({tcfg.lr_scheduler}, {tcfg.warmup_steps} warmup)"
     )
     print(f"output: {output.resolve()} ({'exists' if output.exists() else 'will be created'})")
-    if blockers:
-        print(f"ready to train here: no ({len(blockers)} blocker{'s' * (len(blockers) > 1)})")
-        for blocker in blockers:
+    return _report_blockers(blockers, plan_blockers)
+
+
+def _dry_run_grpo(config: Config, dataset: str, output: Path, device: str | None, nproc: int | None) -> int:
+    """The GRPO plan: prompts, rewards, starting point and steps. Gold answers the scorer cannot
+    interpret and reward functions that do not import are refused (an error, as training would)."""
+    from tunix_rt.recipes.grpo import check_inputs, plan_problems
+    from tunix_rt.train.batching import plan_steps
+    from tunix_rt.train.model import check_model_available
+
+    tcfg, gcfg = config.training, config.grpo
+    processes = nproc or int(os.environ.get("WORLD_SIZE", 1))
+    plan_blockers = plan_problems(config, processes)
+    if gcfg is None or config.model.init == "scratch":
+        return _report_blockers([], plan_blockers)
+    prompts, _, start = check_inputs(config, dataset)
+    print(
+        f"prompts: {prompts.path} — {len(prompts.items)} prompts, every gold answer checked, sha256 {prompts.sha256[:16]}"
+    )
+    print(
+        f"rewards: {', '.join(f'{name} x {weight}' for name, weight in gcfg.rewards.items())} (each probed once)"
+    )
+    blockers: list[str] = []
+    try:
+        where = check_model_available(config.model.model_copy(update={"model_id": start.source}))
+        print(f"model: {start.source} ({where})")
+    except TunixError as exc:
+        # model_id may name an SFT run that has not been trained yet: say so before the hub's answer.
+        blockers.append(
+            f"model.model_id {start.source!r}: no such directory here (a finished SFT run directory or a "
+            f"save_pretrained directory; train that run first); as a hub id: {exc}"
+            if not Path(start.source).exists()
+            else str(exc)
+        )
+        print(f"model: {start.source} — not available here (see blockers)")
+    render = start.saved_render or {
+        "system_instruction": config.system_instruction,
+        "template": "the tokenizer's",
+    }
+    print(f"rendering: {render['template']} template, system_instruction {render['system_instruction']!r}")
+    print(
+        f"device: {_plan_device(device or tcfg.device, 'float32', config.model.attn_implementation, blockers)}"
+    )
+    per_epoch, total = plan_steps(len(prompts.items), tcfg.batch_size, tcfg.max_steps, tcfg.num_epochs)
+    print(
+        f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); {tcfg.batch_size} prompts x "
+        f"G={gcfg.num_generations} completions of at most {gcfg.max_completion_length} tokens per step; "
+        f"{gcfg.num_iterations} update(s) per step, beta {gcfg.beta}, lr {tcfg.learning_rate}"
+    )
+    print(
+        f"eval: {tcfg.eval_set} before and after training"
+        if tcfg.eval_set
+        else "eval: none (training.eval_set unset)"
+    )
+    print(f"output: {output.resolve()} ({'exists' if output.exists() else 'will be created'})")
+    return _report_blockers(blockers, plan_blockers)
+
+
+def _report_blockers(blockers: list[str], plan_blockers: list[str]) -> int:
+    everything = blockers + plan_blockers
+    if everything:
+        print(f"ready to train here: no ({len(everything)} blocker{'s' * (len(everything) > 1)})")
+        for blocker in everything:
             print(f"  blocker: {blocker}")
     else:
         print("ready to train here: yes")

@@ -276,34 +276,38 @@ def summary(
     }
 
 
-def evaluate_or_record(run: RunDirectory, log: Any, evaluate: Any) -> dict[str, Any] | None:
-    """The model is trained and saved whatever happens here: an eval failure is recorded, not fatal."""
+def evaluate_or_record(run: RunDirectory, log: Any, evaluate: Any, key: str = "eval") -> dict[str, Any] | None:
+    """The model is trained and saved whatever happens here: an eval failure is recorded (under
+    manifest[key]), not fatal."""
     try:
         return evaluate()
     except Exception as exc:
-        run.update_manifest(eval={"error": f"{type(exc).__name__}: {exc}"})
+        run.update_manifest(**{key: {"error": f"{type(exc).__name__}: {exc}"}})
         log.info(f"evaluation failed (the trained model is saved): {type(exc).__name__}: {exc}")
         return None
 
 
-def record_eval(run: RunDirectory, log: Any, result: dict[str, Any], eval_set: str, step: int) -> None:
-    """The eval headline into the manifest and a metrics line (eval/ holds the full record)."""
+def record_eval(
+    run: RunDirectory, log: Any, result: dict[str, Any], eval_set: str, step: int, key: str = "eval"
+) -> None:
+    """The eval headline into manifest[key] and a metrics line (`{key}_primary_score`, ...; eval/
+    holds the full record). GRPO records its starting model's evaluation under eval_before."""
     headline = {
         "eval_set": eval_set,
         "primary_score": result["primary_score"],
         "n_items": result["scorecard"]["n_items"],
         "format_compliance": result["scorecard"]["format_compliance"],
     }
-    run.update_manifest(eval=headline)
+    run.update_manifest(**{key: headline})
     run.append_metrics(
         {
             "step": step,
-            "eval_primary_score": result["primary_score"],
-            "eval_format_compliance": headline["format_compliance"],
+            f"{key}_primary_score": result["primary_score"],
+            f"{key}_format_compliance": headline["format_compliance"],
             "eval_set": eval_set,
         }
     )
-    log.info(f"eval: primary_score {result['primary_score']:.3f} on {headline['n_items']} items")
+    log.info(f"{key}: primary_score {result['primary_score']:.3f} on {headline['n_items']} items")
 
 
 def _write_readme(run: RunDirectory) -> None:
