@@ -20,7 +20,7 @@ from tunix_rt.data.resolver import resolve_dataset
 from tunix_rt.errors import TrainingError
 from tunix_rt.evidence import EVAL_DIR, FINAL_MODEL
 from tunix_rt.train import record
-from tunix_rt.train.batching import epoch_batches, micro_batches, plan_steps
+from tunix_rt.train.batching import epoch_batches, plan_steps
 from tunix_rt.train.checkpoint import Checkpointer, TrainState, empty_window, gather_full_state
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.export import save_final_model
@@ -282,10 +282,7 @@ class _Loop:
         model, optimizer = self.checkpoints.model, self.checkpoints.optimizer
         scheduler, scaler = self.checkpoints.scheduler, self.checkpoints.scaler
         data, lengths, device = self.data, self.data.lengths, self.dev.device
-        pad_id, n_micro = (
-            self.checkpoints.tokenizer.pad_token_id,
-            tcfg.gradient_accumulation_steps * dist.world_size,
-        )
+        pad_id, accumulation = self.checkpoints.tokenizer.pad_token_id, tcfg.gradient_accumulation_steps
         shuffle_seed = cfg.data.shuffle_seed if cfg.data.shuffle_seed is not None else tcfg.seed
         model.train()
         self.stop.arm()  # from here on Ctrl-C / SIGTERM stop at the next step boundary, with a checkpoint
@@ -306,7 +303,7 @@ class _Loop:
                     # micro-batches), so accumulation and data parallelism equal one big batch.
                     loss_tokens = int(data.completion_lengths[batch].sum())
                     step_loss = torch.zeros((), device=device)
-                    for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
+                    for micro, is_last in dist.my_micro_batches(batch, lengths, accumulation):
                         with dist.sync_context(model, is_last):
                             loss_sum = micro_batch_loss(
                                 model, data, micro, pad_id, self.packed, device, self.dev.compute_dtype

@@ -271,7 +271,9 @@ def capture_rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # This process's GPU only (a torchrun rank's cuda:LOCAL_RANK): *_all would open a CUDA
+        # context on every visible GPU.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -280,7 +282,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, list):  # older checkpoints saved get_rng_state_all: one state per GPU
+            cuda = cuda[torch.cuda.current_device()]
+        torch.cuda.set_rng_state(cuda)
 
 
 def _fsync_tree(path: Path) -> None:

@@ -8,6 +8,7 @@ process group (gloo on CPU, nccl on CUDA), trains on its share of every effectiv
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch.distributed as torch_dist
 
 from tunix_rt.device.view import MachineView, current_view
 from tunix_rt.errors import DeviceError
+from tunix_rt.train.batching import micro_batches
 
 
 @dataclass
@@ -61,9 +63,14 @@ class DistContext:
                 f"--device {requested} under torchrun: each process takes cuda:LOCAL_RANK; ask for 'cuda' "
                 "and choose the GPUs with CUDA_VISIBLE_DEVICES"
             )
-        if requested == "cuda" or (requested == "auto" and _machine_has_gpu(view or current_view())):
+        if requested == "cuda" or (requested == "auto" and _machine_has_gpu(view or self.local_view())):
             return f"cuda:{self.local_rank}"
         return requested
+
+    def local_view(self) -> MachineView:
+        """The machine as this process may touch it: under torchrun only GPU LOCAL_RANK is asked
+        about (no CUDA context on the other ranks' GPUs); one process sees every visible GPU."""
+        return current_view(only_gpu=self.local_rank) if self.active else current_view()
 
     def init(self, choice: Any) -> None:
         self._device = torch.device(choice.device)
@@ -119,16 +126,24 @@ class DistContext:
 
     # --- the data -----------------------------------------------------------------------------
 
-    def my_micro_batches(self, micros: list[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
-        """This rank's micro-batches (rank r takes every world_size-th), flagged is_last.
+    def my_micro_batches(
+        self, batch: np.ndarray, lengths: np.ndarray, accumulation: int
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        """This rank's micro-batches of the effective batch `batch`, flagged is_last.
+
+        The batch is dealt to the ranks by tokens (deal_by_tokens), so no rank is a built-in
+        straggler; each rank cuts its share into `accumulation` length-sorted micro-batches. The
+        loss stays exact however examples are dealt: the loop normalises every rank's summed loss
+        by the completion tokens of the whole effective batch.
 
         Every rank yields the same number of micro-batches: under FSDP each forward all-gathers
-        the parameters, so a rank that ran one forward fewer would leave the others waiting. At an
-        epoch's short last batch some slices are empty; a rank pads its non-empty ones with empty
-        micro-batches up to the busiest rank's count (the loop runs a zero-loss dummy forward for
-        them), and a rank with nothing at all still yields one, to join the gradient all-reduce.
+        the parameters, so a rank that ran one forward fewer would leave the others waiting. When
+        a rank's share has fewer examples than `accumulation` some slices are empty; a rank pads
+        its non-empty ones with empty micro-batches up to the busiest rank's count (the loop runs a
+        zero-loss dummy forward for them), and a rank with nothing at all still yields one, to
+        join the gradient all-reduce.
         """
-        mine = rank_micro_batches(micros, self.rank, self.world_size)
+        mine = rank_micro_batches(batch, lengths, accumulation, self.rank, self.world_size)
         for k, micro in enumerate(mine):
             yield micro, k == len(mine) - 1
 
@@ -159,13 +174,34 @@ def _machine_has_gpu(view: MachineView) -> bool:
     return view.cuda_available or bool(view.driver.gpus)
 
 
-def rank_micro_batches(micros: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
-    """Rank `rank`'s non-empty slices of micros[rank::world_size], padded with empty ones so that
-    every rank gets as many as the rank with the most non-empty slices (at least one)."""
-    counts = [sum(1 for m in micros[r::world_size] if len(m)) for r in range(world_size)]
-    mine = [m for m in micros[rank::world_size] if len(m)]
-    empty = micros[0][:0] if micros else np.zeros(0, dtype=np.int64)
-    return mine + [empty] * (max(1, *counts) - len(mine))
+def deal_by_tokens(batch: np.ndarray, lengths: np.ndarray, world_size: int) -> list[np.ndarray]:
+    """Each rank's share of `batch` (example indices), near-equal in tokens rather than in rows.
+
+    Longest example first, each to the rank holding the fewest tokens so far (LPT scheduling;
+    ties to the lower rank). The busiest rank then carries at most the mean plus one example:
+    within ~10% of the mean once the longest example is under a tenth of a rank's mean share.
+    Every rank computes the same deal from the same batch, with no communication.
+    """
+    if world_size == 1:
+        return [batch]
+    loads = [(0, r) for r in range(world_size)]  # (tokens, rank): a heap of the ranks' loads
+    shares: list[list[int]] = [[] for _ in range(world_size)]
+    for k in batch[np.argsort(-lengths[batch], kind="stable")]:
+        tokens, r = heapq.heappop(loads)
+        shares[r].append(int(k))
+        heapq.heappush(loads, (tokens + int(lengths[k]), r))
+    return [np.asarray(share, dtype=batch.dtype) for share in shares]
+
+
+def rank_micro_batches(
+    batch: np.ndarray, lengths: np.ndarray, accumulation: int, rank: int, world_size: int
+) -> list[np.ndarray]:
+    """Rank `rank`'s non-empty micro-batches of its token-balanced share, padded with empty ones so
+    that every rank gets as many as the rank with the most non-empty micro-batches (at least one)."""
+    shares = deal_by_tokens(batch, lengths, world_size)
+    counts = [min(len(share), accumulation) for share in shares]
+    mine = [m for m in micro_batches(shares[rank], lengths, accumulation) if len(m)]
+    return mine + [batch[:0]] * (max(1, *counts) - len(mine))
 
 
 def unwrap_model(model: Any) -> Any:
