@@ -100,9 +100,8 @@ class DistContext:
             from torch.distributed.fsdp import fully_shard
 
             # Shard each transformer block, then the root (embeddings, norm, head).
-            for module in list(model.modules()):
-                if type(module).__name__.endswith(("DecoderLayer", "Block")):
-                    fully_shard(module)
+            for block in fsdp_blocks(model):
+                fully_shard(block)
             fully_shard(model)
             self._strategy = "fsdp"
             return model
@@ -202,6 +201,20 @@ def rank_micro_batches(
     counts = [min(len(share), accumulation) for share in shares]
     mine = [m for m in micro_batches(shares[rank], lengths, accumulation) if len(m)]
     return mine + [batch[:0]] * (max(1, *counts) - len(mine))
+
+
+def fsdp_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules FSDP shards one by one: the model's own `_no_split_modules` (transformers names
+    there the blocks that must stay whole on one device: LlamaDecoderLayer, GPT2Block, ...).
+
+    Read from every module of the tree, so a wrapper (a PEFT model) finds its base model's blocks.
+    A model that names none is sharded as one unit at the root: correct, but each forward then
+    gathers all parameters at once.
+    """
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or ())
+    return [module for module in model.modules() if type(module).__name__ in names]
 
 
 def unwrap_model(model: Any) -> Any:
