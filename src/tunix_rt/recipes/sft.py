@@ -132,6 +132,7 @@ def _sft(
     state = TrainState()
     if rec.resume_from is not None:
         state = checkpoints.restore(rec.resume_from)
+        rec.record_process_change(state.step, checkpoints.restored_world_size, dist.world_size)
         # A new total (max_steps / num_epochs changed): the LR continues from its value at this
         # step and decays to the new end; the same total leaves the restored schedule exact.
         lr_schedule = continue_schedule(scheduler, total_steps, state.step)
