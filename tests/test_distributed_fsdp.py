@@ -13,7 +13,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from tunix_rt.train.distributed import fsdp_blocks
+from tunix_rt.train.distributed import DistContext, fsdp_blocks
 
 TINY = {
     "vocab_size": 64,
@@ -70,3 +70,15 @@ def test_names_come_from_the_model_not_from_a_suffix() -> None:
     model.extra = HeadBlock(2, 2)
     assert fsdp_blocks(model) == list(model.stages)
     assert fsdp_blocks(torch.nn.Sequential(HeadBlock(2, 2))) == []  # names none: sharded at the root only
+
+
+@pytest.mark.parametrize(
+    ("world_size", "strategy", "placed"),
+    [(2, "fsdp", "cpu"), (2, "ddp", "meta"), (2, "auto", "meta"), (1, "fsdp", "meta")],
+)
+def test_only_fsdp_under_torchrun_leaves_placement_to_fully_shard(world_size, strategy, placed) -> None:
+    # "meta" stands in for the accelerator: under FSDP the whole model must not be moved there
+    # before fully_shard places it block by block; DDP and one process move it whole.
+    model = Staged()
+    DistContext(rank=0, world_size=world_size).place(model, torch.device("meta"), strategy)
+    assert {p.device.type for p in model.parameters()} == {placed}

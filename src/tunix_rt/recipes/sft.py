@@ -82,16 +82,12 @@ def _sft(
     else:
         tokenizer, model = load_pretrained(cfg.model, dev.attention)
     n_params = count_parameters(model)
-    model.to(dev.device)
+    dist.place(model, dev.device, tcfg.strategy)
     log.info(
         f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
     )
     if use_fused_activations(model):
         log.info("GELU: gelu_new runs as torch's fused tanh GELU (the same function, one kernel)")
-    # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
-    problem = packing_problem(model, dev.compute_dtype) if cfg.data.packing else "data.packing is false"
-    layout = "packed" if problem is None else f"padded: {problem}"
-    log.info(f"batch layout: {layout}")
 
     # 5. Tokens: prompt + completion + EOS, loss on the completion only, too-long examples counted.
     data = tokenize_traces(
@@ -111,6 +107,16 @@ def _sft(
     per_epoch, total_steps = plan_steps(len(data), effective_batch, tcfg.max_steps, tcfg.num_epochs)
     architecture = type(model).__name__  # before FSDP renames the class (FSDPLlamaForCausalLM)
     model = dist.wrap(model, tcfg.strategy)
+    # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
+    # After wrapping: under FSDP the check runs sharded (every rank alike), never on a full copy.
+    problem = (
+        packing_problem(dist.unwrap(model), dev.compute_dtype)
+        if cfg.data.packing
+        else "data.packing is false"
+    )
+    dist.reshard(model)
+    layout = "packed" if problem is None else f"padded: {problem}"
+    log.info(f"batch layout: {layout}")
     if tcfg.compile:
         # dynamic=True: packed rows change shape (row count, width) from step to step; one graph serves them.
         model = torch.compile(model, dynamic=True)

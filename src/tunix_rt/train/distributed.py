@@ -63,14 +63,17 @@ class DistContext:
                 f"--device {requested} under torchrun: each process takes cuda:LOCAL_RANK; ask for 'cuda' "
                 "and choose the GPUs with CUDA_VISIBLE_DEVICES"
             )
-        if requested == "cuda" or (requested == "auto" and _machine_has_gpu(view or self.local_view())):
+        if requested == "cuda" or (
+            requested == "auto" and _machine_has_gpu(view or current_view(only_gpu=self.local_rank))
+        ):
             return f"cuda:{self.local_rank}"
         return requested
 
-    def local_view(self) -> MachineView:
-        """The machine as this process may touch it: under torchrun only GPU LOCAL_RANK is asked
-        about (no CUDA context on the other ranks' GPUs); one process sees every visible GPU."""
-        return current_view(only_gpu=self.local_rank) if self.active else current_view()
+    def local_view(self) -> MachineView | None:
+        """The machine as this rank may touch it: under torchrun only GPU LOCAL_RANK is asked about
+        (no CUDA context on the other ranks' GPUs). None for one process, which may use any
+        visible GPU: resolve_device then builds the machine-wide view itself."""
+        return current_view(only_gpu=self.local_rank) if self.active else None
 
     def init(self, choice: Any) -> None:
         self._device = torch.device(choice.device)
@@ -93,6 +96,13 @@ class DistContext:
 
     # --- the model ----------------------------------------------------------------------------
 
+    def place(self, model: Any, device: torch.device, strategy: str) -> None:
+        """Put the model on its device, except under FSDP: there `wrap` shards it block by block
+        and fully_shard moves each block to the device only as it shards it, so the accelerator
+        never holds the whole unsharded model (at most one block, unsharded, for a moment)."""
+        if not (self.active and strategy == "fsdp"):
+            model.to(device)
+
     def wrap(self, model: Any, strategy: str) -> Any:
         if not self.active:
             return model
@@ -110,6 +120,21 @@ class DistContext:
         ids = [self._device.index] if self._device is not None and self._device.type == "cuda" else None
         self._strategy = "ddp"
         return DistributedDataParallel(model, device_ids=ids)
+
+    def reshard(self, model: Any) -> None:
+        """Back to sharded parameters after a forward outside training (the packing check).
+
+        FSDP2 leaves the root module's parameters unsharded after a forward (its backward would
+        gather them again at once); an optimizer built then would hold those unsharded tensors
+        instead of the registered shards.
+        """
+        if self._strategy != "fsdp":
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
 
     def unwrap(self, model: Any) -> Any:
         """The plain transformers model under torch.compile and DDP wrappers."""
