@@ -29,6 +29,9 @@ LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--rdzv-endpoint", "--rdzv-id")
 # short; a cut save leaves no checkpoint rather than a broken one, but the step's work is lost).
 SHUTDOWN_TIMEOUT_S = 600
 DEFAULT_RDZV_ID = "tunix-rt"
+# Signal received -> signal passed to torchrun. A closed terminal (SIGHUP) stops the run gracefully
+# too: torchrun runs in its own session and would otherwise train on, unseen.
+FORWARDED = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
 
 
 def worker_argv(argv: Sequence[str]) -> list[str]:
@@ -90,9 +93,9 @@ def launch_torchrun(command: list[str]) -> int:
 
     def forward(signum: int, frame: Any) -> None:
         forwarded.append(signum)
-        proc.send_signal(signum)
+        proc.send_signal(FORWARDED[signum])
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
         code = proc.wait()  # retried after each handled signal (PEP 475): torchrun is waited for
     finally:
