@@ -90,7 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="override a config key (repeatable), e.g. --set training.max_steps=20",
     )
-    p.add_argument("--nproc", type=int, default=None, help="launch N processes with torchrun")
+    p.add_argument("--nproc", type=int, default=None, help="launch N processes (per machine) with torchrun")
+    p.add_argument(
+        "--nnodes", type=int, default=None, help="machines taking part (run the same command on each)"
+    )
+    p.add_argument(
+        "--rdzv-endpoint",
+        default=None,
+        metavar="HOST:PORT",
+        help="with --nnodes: torchrun's c10d rendezvous, on one of the machines (the same on all)",
+    )
+    p.add_argument(
+        "--rdzv-id", default=None, help="with --nnodes: a job id shared by the machines (default tunix-rt)"
+    )
     p.set_defaults(func=_handler("tunix_rt.train.command:train_command"))
 
     # --- eval -------------------------------------------------------------------------------

@@ -306,6 +306,10 @@ RESUME_SAFE_KEYS = frozenset(
         "training.eval_before",
         "training.device",
         "data.dataset",  # the dataset's sha256 is compared separately
+        # How the effective batch is split (to resume on another number of processes): the
+        # checkpoint refuses a resume whose effective batch (batch x accumulation x processes) differs.
+        "training.batch_size",
+        "training.gradient_accumulation_steps",
         # Layout only: packed and padded rows compute the same loss (tests/test_train_loss.py), and a
         # run started before packing existed has no such key.
         "data.packing",

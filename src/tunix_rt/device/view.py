@@ -47,9 +47,10 @@ def _build_kind(torch: Any) -> str:
     return "cpu"
 
 
-def _torch_gpus(torch: Any, rocm: bool) -> tuple[GpuInfo, ...]:
+def _torch_gpus(torch: Any, rocm: bool, only: int | None = None) -> tuple[GpuInfo, ...]:
     gpus = []
-    for index in range(torch.cuda.device_count()):
+    indices = range(torch.cuda.device_count())
+    for index in indices if only is None else [i for i in indices if i == only]:
         props = torch.cuda.get_device_properties(index)
         if rocm:
             arch, capability = str(getattr(props, "gcnArchName", "gfx?")).split(":")[0], None
@@ -64,8 +65,14 @@ def _torch_gpus(torch: Any, rocm: bool) -> tuple[GpuInfo, ...]:
     return tuple(gpus)
 
 
-def current_view() -> MachineView:
-    """Ask torch, the driver and the CPU once; nothing here launches a kernel."""
+def current_view(only_gpu: int | None = None) -> MachineView:
+    """Ask torch, the driver and the CPU once; nothing here launches a kernel.
+
+    only_gpu: ask torch about that one CUDA index and no other (a torchrun rank and its
+    LOCAL_RANK): reading a GPU's free memory creates a CUDA context on it, and N ranks each
+    opening a context on all N GPUs costs every GPU N contexts. The driver's list (nvidia-smi)
+    creates none and stays machine-wide. None (doctor, one process): every visible GPU.
+    """
     import torch
 
     from tunix_rt.device.probe import matmul_probe
@@ -77,7 +84,7 @@ def current_view() -> MachineView:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         available = gpu_build and torch.cuda.is_available()
-        gpus = _torch_gpus(torch, build == "rocm") if available else ()
+        gpus = _torch_gpus(torch, build == "rocm", only_gpu) if available else ()
         arch_list = tuple(torch.cuda.get_arch_list()) if gpu_build else ()
     cudnn = None
     if gpu_build and torch.backends.cudnn.is_available():

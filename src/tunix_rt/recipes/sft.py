@@ -20,7 +20,7 @@ from tunix_rt.data.resolver import resolve_dataset
 from tunix_rt.errors import TrainingError
 from tunix_rt.evidence import EVAL_BEFORE_DIR, EVAL_DIR, FINAL_MODEL
 from tunix_rt.train import record
-from tunix_rt.train.batching import epoch_batches, micro_batches, plan_steps
+from tunix_rt.train.batching import epoch_batches, plan_steps
 from tunix_rt.train.before_after import record_before, record_lift, render_settings
 from tunix_rt.train.checkpoint import (
     CHECKPOINTS,
@@ -91,17 +91,13 @@ def _sft(
     source = model_source(cfg.model) if cfg.model.init == "pretrained" else None
     tokenizer, model = _load_model(req, dev, rec, source, split.train)
     n_params = count_parameters(model)
-    model.to(dev.device)
+    dist.place(model, dev.device, tcfg.strategy)
     eval_before = _eval_before(req, dist, dev, rec, model, tokenizer)
     log.info(
         f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
     )
     if use_fused_activations(model):
         log.info("GELU: gelu_new runs as torch's fused tanh GELU (the same function, one kernel)")
-    # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
-    problem = packing_problem(model, dev.compute_dtype) if cfg.data.packing else "data.packing is false"
-    layout = "packed" if problem is None else f"padded: {problem}"
-    log.info(f"batch layout: {layout}")
     architecture = type(model).__name__  # before LoRA and FSDP rename the class (FSDPLlamaForCausalLM)
     model, trainable = _adapt(req, dev, log, model)
 
@@ -123,6 +119,16 @@ def _sft(
     effective_batch = tcfg.batch_size * tcfg.gradient_accumulation_steps * dist.world_size
     per_epoch, total_steps = plan_steps(len(data), effective_batch, tcfg.max_steps, tcfg.num_epochs)
     model = dist.wrap(model, tcfg.strategy)
+    # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
+    # After wrapping: under FSDP the check runs sharded (every rank alike), never on a full copy.
+    problem = (
+        packing_problem(dist.unwrap(model), dev.compute_dtype)
+        if cfg.data.packing
+        else "data.packing is false"
+    )
+    dist.reshard(model)
+    layout = "packed" if problem is None else f"padded: {problem}"
+    log.info(f"batch layout: {layout}")
     if tcfg.compile:
         # dynamic=True: packed rows change shape (row count, width) from step to step; one graph serves them.
         model = torch.compile(model, dynamic=True)
@@ -144,6 +150,7 @@ def _sft(
     state = TrainState()
     if rec.resume_from is not None:
         state = checkpoints.restore(rec.resume_from)
+        rec.record_process_change(state.step, checkpoints.restored_world_size, dist.world_size)
         # A new total (max_steps / num_epochs changed): the LR continues from its value at this
         # step and decays to the new end; the same total leaves the restored schedule exact.
         lr_schedule = continue_schedule(scheduler, total_steps, state.step)
@@ -307,10 +314,7 @@ class _Loop:
         model, optimizer = self.checkpoints.model, self.checkpoints.optimizer
         scheduler, scaler = self.checkpoints.scheduler, self.checkpoints.scaler
         data, lengths, device = self.data, self.data.lengths, self.dev.device
-        pad_id, n_micro = (
-            self.checkpoints.tokenizer.pad_token_id,
-            tcfg.gradient_accumulation_steps * dist.world_size,
-        )
+        pad_id, accumulation = self.checkpoints.tokenizer.pad_token_id, tcfg.gradient_accumulation_steps
         shuffle_seed = cfg.data.shuffle_seed if cfg.data.shuffle_seed is not None else tcfg.seed
         model.train()
         self.stop.arm()  # from here on Ctrl-C / SIGTERM stop at the next step boundary, with a checkpoint
@@ -331,7 +335,7 @@ class _Loop:
                     # micro-batches), so accumulation and data parallelism equal one big batch.
                     loss_tokens = int(data.completion_lengths[batch].sum())
                     step_loss = torch.zeros((), device=device)
-                    for micro, is_last in dist.my_micro_batches(micro_batches(batch, lengths, n_micro)):
+                    for micro, is_last in dist.my_micro_batches(batch, lengths, accumulation):
                         with dist.sync_context(model, is_last):
                             loss_sum = micro_batch_loss(
                                 model, data, micro, pad_id, self.packed, device, self.dev.compute_dtype

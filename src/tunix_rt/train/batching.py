@@ -5,8 +5,9 @@ index) replays exactly what an uninterrupted run would have seen, with no sample
 
 An *effective batch* is batch_size x gradient_accumulation_steps x world_size examples, chosen
 without regard to how it will be split, so 4 x 2 accumulated sees the same examples as one batch
-of 8. Within it, examples are sorted by length and cut into micro-batches; each micro-batch is
-then packed into shared rows (or padded to its own longest example, never to max_seq_length).
+of 8. Under torchrun it is first dealt to the ranks by tokens (train/distributed.deal_by_tokens);
+each share is sorted by length and cut into micro-batches; each micro-batch is then packed into
+shared rows (or padded to its own longest example, never to max_seq_length).
 """
 
 from __future__ import annotations

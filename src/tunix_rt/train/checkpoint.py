@@ -33,6 +33,8 @@ from tunix_rt.train.lora import is_peft_model, load_trainable_file, save_trainab
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 SCALER_FILE = "grad_scaler.pt"
+# Identity keys a resume may change: the process count, as long as the effective batch stays.
+RESHARDABLE = ("world_size",)
 
 
 def empty_window() -> dict[str, Any]:
@@ -70,7 +72,9 @@ class Checkpointer:
     """Saves and restores one run's checkpoints: the objects it holds plus a TrainState.
 
     `identity` is what a checkpoint must agree on to continue the very same run (dataset sha256,
-    number of processes, effective batch, dtype); a resume with another identity is refused.
+    effective batch, dtype); a resume with another identity is refused. The number of processes
+    may change when the effective batch does not: the data order depends on the effective batch
+    alone, and a checkpoint holds the full (consolidated) state, which any number of ranks loads.
     """
 
     run_dir: Path
@@ -88,6 +92,8 @@ class Checkpointer:
     """Time spent writing periodic and final checkpoints (kept out of the loop's throughput)."""
     state_type: Any = TrainState
     """The recipe's state dataclass (to_json / from_json / step): TrainState for SFT, GrpoState for GRPO."""
+    restored_world_size: int | None = None
+    """How many processes wrote the checkpoint `restore` read (None before a restore)."""
 
     def save(self, state: Any, reason: str) -> Path:
         """Every rank calls this; returns the checkpoint directory once every rank is done."""
@@ -120,13 +126,18 @@ class Checkpointer:
         saved = load_training_state(
             checkpoint, self.model, self.optimizer, self.scheduler, rank=self.dist.rank, scaler=self.scaler
         )
-        changed = {k: (saved.get(k), v) for k, v in self.identity.items() if saved.get(k) != v}
+        changed = {
+            k: (saved.get(k), v)
+            for k, v in self.identity.items()
+            if saved.get(k) != v and k not in RESHARDABLE
+        }
         if changed:
             lines = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
             raise RunDirError(
                 f"--resume: {checkpoint.name} was trained with other settings ({lines}); continuing would "
-                "not reproduce the run (keep the dataset, the number of processes, the batch and the dtype)"
+                "not reproduce the run (keep the dataset, the effective batch and the dtype)"
             )
+        self.restored_world_size = int(saved.get("world_size", self.dist.world_size))
         return self.state_type.from_json(saved)
 
 
@@ -281,7 +292,8 @@ def load_training_state(
             )
         scaler.load_state_dict(torch.load(checkpoint / SCALER_FILE, weights_only=True))
     rng_states = torch.load(checkpoint / "rng_state.pt", weights_only=False)
-    restore_rng_state(rng_states[rank])
+    # On another process count rank r takes saved rank r's streams (rank 0's where there was none).
+    restore_rng_state(rng_states[rank] if rank < len(rng_states) else rng_states[0])
     return read_state(checkpoint)
 
 
@@ -292,7 +304,9 @@ def capture_rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # This process's GPU only (a torchrun rank's cuda:LOCAL_RANK): *_all would open a CUDA
+        # context on every visible GPU.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -301,7 +315,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, list):  # older checkpoints saved get_rng_state_all: one state per GPU
+            cuda = cuda[torch.cuda.current_device()]
+        torch.cuda.set_rng_state(cuda)
 
 
 def _fsync_tree(path: Path) -> None:

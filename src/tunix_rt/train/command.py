@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +11,9 @@ from typing import Any
 from tunix_rt.config import Config, load_config, resolve_config_path
 from tunix_rt.errors import ConfigError, TunixError
 from tunix_rt.fsutil import sha256_file
+from tunix_rt.train.launch import launch_torchrun, torchrun_command
 from tunix_rt.train.plan_checks import check_plan
-from tunix_rt.train.request import LAUNCH_COMMAND_ENV, TrainRequest, user_command
+from tunix_rt.train.request import TrainRequest, user_command
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -25,10 +24,20 @@ def train_command(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{config_path}: no dataset: pass --dataset KEY|PATH or set data.dataset in the config"
         )
+    nproc, nnodes = args.nproc or 1, args.nnodes or 1
     if args.dry_run:
-        return dry_run(config, notes, dataset, Path(args.output), args.device, str(config_path), args.nproc)
-    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch_torchrun(args.nproc)
+        return dry_run(
+            config, notes, dataset, Path(args.output), args.device, str(config_path), nproc * nnodes
+        )
+    if nproc * nnodes > 1 and "WORLD_SIZE" not in os.environ:
+        if nnodes > 1 and not args.rdzv_endpoint:
+            raise ConfigError(
+                "--nnodes needs --rdzv-endpoint HOST:PORT (one of the machines, the same on all)"
+            )
+        command = torchrun_command(
+            nproc, sys.argv[1:], nnodes=nnodes, rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id
+        )
+        return launch_torchrun(command)
 
     if config.method == "grpo":
         from tunix_rt.recipes.grpo import train
@@ -61,28 +70,6 @@ def train_command(args: argparse.Namespace) -> int:
             f"{summary['tokens_per_sec']} tokens/s; evidence in {args.output}/"
         )
     return 0
-
-
-def launch_torchrun(nproc: int) -> int:
-    """Re-run this very command under torchrun with N processes (PyTorch's own launcher)."""
-    argv = [a for a in sys.argv[1:]]
-    if "--nproc" in argv:
-        k = argv.index("--nproc")
-        del argv[k : k + 2]
-    argv = [a for a in argv if not a.startswith("--nproc=")]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "tunix_rt",
-        *argv,
-    ]
-    print("launching: " + " ".join(command), file=sys.stderr)
-    env = {**os.environ, LAUNCH_COMMAND_ENV: json.dumps(user_command())}
-    return subprocess.call(command, env=env)
 
 
 def dry_run(

@@ -8,6 +8,7 @@ process group (gloo on CPU, nccl on CUDA), trains on its share of every effectiv
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch.distributed as torch_dist
 
 from tunix_rt.device.view import MachineView, current_view
 from tunix_rt.errors import DeviceError
+from tunix_rt.train.batching import micro_batches
 
 
 @dataclass
@@ -61,9 +63,17 @@ class DistContext:
                 f"--device {requested} under torchrun: each process takes cuda:LOCAL_RANK; ask for 'cuda' "
                 "and choose the GPUs with CUDA_VISIBLE_DEVICES"
             )
-        if requested == "cuda" or (requested == "auto" and _machine_has_gpu(view or current_view())):
+        if requested == "cuda" or (
+            requested == "auto" and _machine_has_gpu(view or current_view(only_gpu=self.local_rank))
+        ):
             return f"cuda:{self.local_rank}"
         return requested
+
+    def local_view(self) -> MachineView | None:
+        """The machine as this rank may touch it: under torchrun only GPU LOCAL_RANK is asked about
+        (no CUDA context on the other ranks' GPUs). None for one process, which may use any
+        visible GPU: resolve_device then builds the machine-wide view itself."""
+        return current_view(only_gpu=self.local_rank) if self.active else None
 
     def init(self, choice: Any) -> None:
         self._device = torch.device(choice.device)
@@ -86,6 +96,13 @@ class DistContext:
 
     # --- the model ----------------------------------------------------------------------------
 
+    def place(self, model: Any, device: torch.device, strategy: str) -> None:
+        """Put the model on its device, except under FSDP: there `wrap` shards it block by block
+        and fully_shard moves each block to the device only as it shards it, so the accelerator
+        never holds the whole unsharded model (at most one block, unsharded, for a moment)."""
+        if not (self.active and strategy == "fsdp"):
+            model.to(device)
+
     def wrap(self, model: Any, strategy: str) -> Any:
         if not self.active:
             return model
@@ -93,9 +110,8 @@ class DistContext:
             from torch.distributed.fsdp import fully_shard
 
             # Shard each transformer block, then the root (embeddings, norm, head).
-            for module in list(model.modules()):
-                if type(module).__name__.endswith(("DecoderLayer", "Block")):
-                    fully_shard(module)
+            for block in fsdp_blocks(model):
+                fully_shard(block)
             fully_shard(model)
             self._strategy = "fsdp"
             return model
@@ -104,6 +120,21 @@ class DistContext:
         ids = [self._device.index] if self._device is not None and self._device.type == "cuda" else None
         self._strategy = "ddp"
         return DistributedDataParallel(model, device_ids=ids)
+
+    def reshard(self, model: Any) -> None:
+        """Back to sharded parameters after a forward outside training (the packing check).
+
+        FSDP2 leaves the root module's parameters unsharded after a forward (its backward would
+        gather them again at once); an optimizer built then would hold those unsharded tensors
+        instead of the registered shards.
+        """
+        if self._strategy != "fsdp":
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
 
     def unwrap(self, model: Any) -> Any:
         """The plain transformers model under torch.compile and DDP wrappers."""
@@ -119,16 +150,24 @@ class DistContext:
 
     # --- the data -----------------------------------------------------------------------------
 
-    def my_micro_batches(self, micros: list[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
-        """This rank's micro-batches (rank r takes every world_size-th), flagged is_last.
+    def my_micro_batches(
+        self, batch: np.ndarray, lengths: np.ndarray, accumulation: int
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        """This rank's micro-batches of the effective batch `batch`, flagged is_last.
+
+        The batch is dealt to the ranks by tokens (deal_by_tokens), so no rank is a built-in
+        straggler; each rank cuts its share into `accumulation` length-sorted micro-batches. The
+        loss stays exact however examples are dealt: the loop normalises every rank's summed loss
+        by the completion tokens of the whole effective batch.
 
         Every rank yields the same number of micro-batches: under FSDP each forward all-gathers
-        the parameters, so a rank that ran one forward fewer would leave the others waiting. At an
-        epoch's short last batch some slices are empty; a rank pads its non-empty ones with empty
-        micro-batches up to the busiest rank's count (the loop runs a zero-loss dummy forward for
-        them), and a rank with nothing at all still yields one, to join the gradient all-reduce.
+        the parameters, so a rank that ran one forward fewer would leave the others waiting. When
+        a rank's share has fewer examples than `accumulation` some slices are empty; a rank pads
+        its non-empty ones with empty micro-batches up to the busiest rank's count (the loop runs a
+        zero-loss dummy forward for them), and a rank with nothing at all still yields one, to
+        join the gradient all-reduce.
         """
-        mine = rank_micro_batches(micros, self.rank, self.world_size)
+        mine = rank_micro_batches(batch, lengths, accumulation, self.rank, self.world_size)
         for k, micro in enumerate(mine):
             yield micro, k == len(mine) - 1
 
@@ -159,13 +198,48 @@ def _machine_has_gpu(view: MachineView) -> bool:
     return view.cuda_available or bool(view.driver.gpus)
 
 
-def rank_micro_batches(micros: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
-    """Rank `rank`'s non-empty slices of micros[rank::world_size], padded with empty ones so that
-    every rank gets as many as the rank with the most non-empty slices (at least one)."""
-    counts = [sum(1 for m in micros[r::world_size] if len(m)) for r in range(world_size)]
-    mine = [m for m in micros[rank::world_size] if len(m)]
-    empty = micros[0][:0] if micros else np.zeros(0, dtype=np.int64)
-    return mine + [empty] * (max(1, *counts) - len(mine))
+def deal_by_tokens(batch: np.ndarray, lengths: np.ndarray, world_size: int) -> list[np.ndarray]:
+    """Each rank's share of `batch` (example indices), near-equal in tokens rather than in rows.
+
+    Longest example first, each to the rank holding the fewest tokens so far (LPT scheduling;
+    ties to the lower rank). The busiest rank then carries at most the mean plus one example:
+    within ~10% of the mean once the longest example is under a tenth of a rank's mean share.
+    Every rank computes the same deal from the same batch, with no communication.
+    """
+    if world_size == 1:
+        return [batch]
+    loads = [(0, r) for r in range(world_size)]  # (tokens, rank): a heap of the ranks' loads
+    shares: list[list[int]] = [[] for _ in range(world_size)]
+    for k in batch[np.argsort(-lengths[batch], kind="stable")]:
+        tokens, r = heapq.heappop(loads)
+        shares[r].append(int(k))
+        heapq.heappush(loads, (tokens + int(lengths[k]), r))
+    return [np.asarray(share, dtype=batch.dtype) for share in shares]
+
+
+def rank_micro_batches(
+    batch: np.ndarray, lengths: np.ndarray, accumulation: int, rank: int, world_size: int
+) -> list[np.ndarray]:
+    """Rank `rank`'s non-empty micro-batches of its token-balanced share, padded with empty ones so
+    that every rank gets as many as the rank with the most non-empty micro-batches (at least one)."""
+    shares = deal_by_tokens(batch, lengths, world_size)
+    counts = [min(len(share), accumulation) for share in shares]
+    mine = [m for m in micro_batches(shares[rank], lengths, accumulation) if len(m)]
+    return mine + [batch[:0]] * (max(1, *counts) - len(mine))
+
+
+def fsdp_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules FSDP shards one by one: the model's own `_no_split_modules` (transformers names
+    there the blocks that must stay whole on one device: LlamaDecoderLayer, GPT2Block, ...).
+
+    Read from every module of the tree, so a wrapper (a PEFT model) finds its base model's blocks.
+    A model that names none is sharded as one unit at the root: correct, but each forward then
+    gathers all parameters at once.
+    """
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or ())
+    return [module for module in model.modules() if type(module).__name__ in names]
 
 
 def unwrap_model(model: Any) -> Any:

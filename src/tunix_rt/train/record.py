@@ -51,6 +51,20 @@ class RunRecord:
         if self.run and self.resume_from is not None:
             accept_config(self.run, self.req, self.config_changes, at_step=at_step, lr_schedule=lr_schedule)
 
+    def record_process_change(self, at_step: int, before: int | None, now: int) -> None:
+        """A resume on another number of processes (same effective batch): logged, and listed in the
+        manifest's `process_changes`."""
+        if before is None or before == now:
+            return
+        self.log.info(
+            f"resuming at step {at_step} on {now} process(es); the checkpoint was written by {before} "
+            "(same effective batch, so the same data order)"
+        )
+        if self.run:
+            changes = [*self.run.manifest.get("process_changes", [])]
+            changes.append({"at_step": at_step, "from": before, "to": now})
+            self.run.update_manifest(process_changes=changes)
+
     def update_manifest(self, **fields: Any) -> None:
         if self.run:
             self.run.update_manifest(**fields)

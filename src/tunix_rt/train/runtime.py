@@ -45,7 +45,8 @@ class RunDevice:
 
 def resolve_run_device(dist: DistContext, requested: str, cfg: Config) -> RunDevice:
     """Resolve the device (DeviceError when unusable), join the process group, measure the peak."""
-    choice = resolve_device(dist.device_request(requested))
+    view = dist.local_view()
+    choice = resolve_device(dist.device_request(requested, view), view=view)
     dtype_name = choose_dtype(choice, cfg.training.dtype)
     attention = attention_for(cfg.model.attn_implementation, choice.type)
     dist.init(choice)
