@@ -25,14 +25,15 @@ def no_weights(monkeypatch):
     """Fail the test if any model weights are loaded or a model is built."""
     import transformers
 
-    from tunix_rt.train import loop, model
+    from tunix_rt.recipes import sft
+    from tunix_rt.train import model
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded or built by a dry run")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", refuse)
-    for module in (loop, model):
+    for module in (sft, model):
         monkeypatch.setattr(module, "load_pretrained", refuse, raising=False)
         monkeypatch.setattr(module, "build_scratch_model", refuse, raising=False)
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):

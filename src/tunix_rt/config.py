@@ -432,7 +432,6 @@ def _validation_input(settings: dict[str, Any]) -> dict[str, Any]:
     return {
         top: {s.key: s.value for s in item.values()} if top in SECTIONS else item
         for top, item in settings.items()
-        if item or top not in OPTIONAL_SECTIONS
     }
 
 
