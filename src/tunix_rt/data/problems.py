@@ -18,31 +18,13 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from tunix_rt.data.generators.mix_format import ONES, TENS
+
 ProblemIdentity = tuple[tuple[Fraction, ...], str]
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+# The English number words the generators write (one list for writing them and reading them back).
+_ONES = ONES
+_TENS = TENS[2:]
 NUMBER_WORDS: dict[str, int] = {word: n for n, word in enumerate(_ONES)} | {
     word: 10 * (n + 2) for n, word in enumerate(_TENS)
 }
