@@ -37,7 +37,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +48,14 @@ from train_throughput import (
     MAX_GRAD_NORM,
     SEED,
     Contender,
-    child_env,
     fmt,
     launch_hf,
     launch_tunix,
     logging_steps_for,
-    machine_info,
     measure_peaks,
     missing_packages,
     render_table,
+    start_session,
     tunix_config,
     verdict,
 )
@@ -281,13 +279,7 @@ def run_contenders(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "tunix-rt-bench-lora").resolve()
-    (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env = child_env(args.threads, workdir)
-    machine = machine_info(args.threads)
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {args.threads} threads, "
-          f"flags {' '.join(machine['flags'])}; torch {machine['torch']}; workdir {workdir}", flush=True)  # fmt: skip
+    workdir, env, machine = start_session(args, "tunix-rt-bench-lora")
     fixture = build_lora_fixture(workdir, TINY_LORA if args.tiny else FULL_LORA, n_traces=args.n_traces)
     adapter_params = lora_params(fixture.model_dir, LORA["r"], LORA["target_modules"])
     print(f"fixture: {fixture.path} ({fixture.model_name}, {fixture.params / 1e6:.2f}M params, {adapter_params:,} LoRA "

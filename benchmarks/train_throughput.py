@@ -524,15 +524,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "tunix-rt-bench-train").resolve()
+def start_session(args: argparse.Namespace, default_name: str) -> tuple[Path, dict[str, str], dict[str, Any]]:
+    """The work directory (with logs/), the children's environment and the machine line, printed."""
+    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / default_name).resolve()
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     env = child_env(args.threads, workdir)
     machine = machine_info(args.threads)
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {args.threads} threads, "
           f"flags {' '.join(machine['flags'])}; torch {machine['torch']}; workdir {workdir}", flush=True)  # fmt: skip
+    return workdir, env, machine
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir, env, machine = start_session(args, "tunix-rt-bench-train")
 
     if args.scale:
         rows, fixtures, peaks = run_scale(args, workdir, env)
