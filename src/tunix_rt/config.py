@@ -41,6 +41,8 @@ from tunix_rt.rl.config import GrpoConfig
 BUNDLED_CONFIG_DIR = Path(__file__).parent / "configs"
 
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]
+Tracker = Literal["tensorboard", "trackio"]
+"""The names training.report_to accepts (train/trackers.py writes them)."""
 
 
 class _Section(BaseModel):
@@ -122,6 +124,20 @@ class TrainingConfig(_Section):
     """torch.compile the model (opt-in; its warm-up is reported apart from the loop time)."""
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     """Multi-process only: auto = DDP when launched by torchrun; fsdp shards with FSDP2."""
+    report_to: list[Tracker] = Field(default_factory=list)
+    """Also write every metrics.jsonl line to these trackers (train/trackers.py), under the run
+    directory: tensorboard -> RUN/tensorboard/, trackio -> RUN/trackio/. Each is an optional extra;
+    a missing package is refused before training. Empty or absent: metrics.jsonl only."""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _tracker_list(cls, value: Any) -> Any:
+        # `report_to: tensorboard` means the one-item list; a name given twice counts once.
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        return list(dict.fromkeys(value)) if isinstance(value, list) else value
 
 
 class DataConfig(_Section):
@@ -202,9 +218,13 @@ class Config(_Section):
         if self.lora is None:
             return self
         if self.model.init == "scratch":
-            raise ValueError("lora: needs a pretrained model (model.init: pretrained); a scratch base is random")
+            raise ValueError(
+                "lora: needs a pretrained model (model.init: pretrained); a scratch base is random"
+            )
         if self.training.strategy == "fsdp":
-            raise ValueError("lora: not supported with training.strategy fsdp (use ddp: the adapters are small)")
+            raise ValueError(
+                "lora: not supported with training.strategy fsdp (use ddp: the adapters are small)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -217,7 +237,9 @@ class Config(_Section):
     @model_validator(mode="after")
     def _method_sections(self) -> Config:
         if self.method == "sft" and self.grpo is not None:
-            raise ValueError("a grpo: section is given but method is sft; set method: grpo to train with GRPO")
+            raise ValueError(
+                "a grpo: section is given but method is sft; set method: grpo to train with GRPO"
+            )
         if self.method == "grpo" and self.grpo is None:
             self.grpo = GrpoConfig()
         return self
@@ -225,9 +247,12 @@ class Config(_Section):
     def to_dict(self) -> dict[str, Any]:
         # An SFT config resolves to the same dict (and sha256) as before GRPO and LoRA existed, so
         # runs started then still resume: `method: sft`, the absent grpo and lora sections are left out.
-        exclude = {"method", "grpo"} if self.method == "sft" else set()
+        # Likewise an empty training.report_to (the key came later) is left out.
+        exclude: dict[str, Any] = {"method": True, "grpo": True} if self.method == "sft" else {}
         if self.lora is None:
-            exclude.add("lora")
+            exclude["lora"] = True
+        if not self.training.report_to:
+            exclude["training"] = {"report_to": True}
         return self.model_dump(mode="json", exclude=exclude)
 
     def sha256(self) -> str:
@@ -305,6 +330,7 @@ RESUME_SAFE_KEYS = frozenset(
         "training.eval_max_new_tokens",
         "training.eval_before",
         "training.device",
+        "training.report_to",  # where copies of the metrics go, not what is trained
         "data.dataset",  # the dataset's sha256 is compared separately
         # How the effective batch is split (to resume on another number of processes): the
         # checkpoint refuses a resume whose effective batch (batch x accumulation x processes) differs.

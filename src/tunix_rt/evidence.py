@@ -20,7 +20,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tunix_rt import __version__
 from tunix_rt.errors import RunDirError
@@ -173,12 +173,24 @@ class RunLock:
             self._handle.close()
 
 
+class MetricsSink(Protocol):
+    """Something that sees every metrics line as it is appended (train/trackers.py: TensorBoard, trackio)."""
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+    def truncated_after(self, step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RunDirectory:
     def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.lock = lock
         self.log = _make_logger(path / LOG)
+        self.metrics_sinks: list[MetricsSink] = []
+        """Told of every line append_metrics writes and of truncate_metrics_after; closed by close()."""
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -268,19 +280,28 @@ class RunDirectory:
 
     def truncate_metrics_after(self, step: int) -> int:
         """Drop metric lines past `step` (written after the checkpoint we resume from); returns how many."""
+        for sink in self.metrics_sinks:
+            sink.truncated_after(step)
         return truncate_jsonl_after(self.path / METRICS, step)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+        for sink in self.metrics_sinks:  # after the line is on disk: metrics.jsonl is the record
+            sink.write(record)
 
     def close(self) -> None:
-        for handler in list(self.log.handlers):
-            handler.close()
-            self.log.removeHandler(handler)
-        if self.lock:
-            self.lock.release()
+        sinks, self.metrics_sinks = self.metrics_sinks, []
+        try:
+            for sink in sinks:
+                sink.close()
+        finally:  # a tracker that fails to close still leaves the log closed and the run unlocked
+            for handler in list(self.log.handlers):
+                handler.close()
+                self.log.removeHandler(handler)
+            if self.lock:
+                self.lock.release()
 
 
 def _make_logger(path: Path) -> logging.Logger:

@@ -38,6 +38,7 @@ from tunix_rt.train.request import TrainRequest
 from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resolve_run_device, seed_everything
 from tunix_rt.train.stop import StopSignal
 from tunix_rt.train.tokenize import encode_prompt
+from tunix_rt.train.trackers import missing_packages
 
 
 def train(req: TrainRequest) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def plan_problems(cfg: Config, world_size: int) -> list[str]:
         problems.append(
             f"GRPO runs in one process for now, not {world_size}: start it without torchrun / --nproc"
         )
-    return problems
+    return problems + missing_packages(cfg.training.report_to)
 
 
 def check_inputs(cfg: Config, dataset: str) -> tuple[PromptSet, list[Reward], StartPoint]:

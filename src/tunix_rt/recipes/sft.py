@@ -50,11 +50,14 @@ from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resol
 from tunix_rt.train.step import clip_grad_norm, micro_batch_loss
 from tunix_rt.train.stop import StopSignal
 from tunix_rt.train.tokenize import tokenize_traces
+from tunix_rt.train.trackers import check_installed
 from tunix_rt.train.validation import VALIDATION_KEY, best_step, split_traces, validation_loss
 
 
 def train(req: TrainRequest) -> dict[str, Any]:
     """Run SFT as the request says; returns the run manifest's summary (with the loop's details)."""
+    # 0. A tracker in training.report_to whose package is missing is refused before anything starts.
+    check_installed(req.config.training.report_to)
     dist = DistContext.from_env()
     quiet_library_progress_bars()
     # 1. Device first: a device we cannot use is refused before anything is loaded or written.

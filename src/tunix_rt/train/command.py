@@ -14,6 +14,7 @@ from tunix_rt.fsutil import sha256_file
 from tunix_rt.train.launch import launch_torchrun, torchrun_command
 from tunix_rt.train.plan_checks import check_plan
 from tunix_rt.train.request import TrainRequest, user_command
+from tunix_rt.train.trackers import check_installed
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -29,6 +30,8 @@ def train_command(args: argparse.Namespace) -> int:
         return dry_run(
             config, notes, dataset, Path(args.output), args.device, str(config_path), nproc * nnodes
         )
+    # Refused here once rather than by each of torchrun's processes (the recipes check it too).
+    check_installed(config.training.report_to)
     if nproc * nnodes > 1 and "WORLD_SIZE" not in os.environ:
         if nnodes > 1 and not args.rdzv_endpoint:
             raise ConfigError(

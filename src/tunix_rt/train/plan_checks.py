@@ -3,7 +3,8 @@
 Each check compares settings that pydantic validates one by one but that only mean something
 together: the eval set named by `training.eval_set` must exist and load, `training.max_seq_length`
 must fit the model's position limit, the longest eval prompt plus `training.eval_max_new_tokens`
-must fit it too, and `training.strategy: fsdp` (or `ddp`) needs several processes. Without these a
+must fit it too, `training.strategy: fsdp` (or `ddp`) needs several processes, and each tracker
+in `training.report_to` needs its package installed (train/trackers.py). Without these a
 typo in the eval set, or a generation past the model's positions, surfaces only after training.
 
 Cheap by design: the position limit is read from the model's config (config.json of a local
@@ -20,6 +21,7 @@ from typing import Any
 
 from tunix_rt.config import Config, ModelConfig
 from tunix_rt.errors import TunixError
+from tunix_rt.train.trackers import missing_packages
 
 # Config attributes that hold a model's position limit, in the order transformers' configs use them.
 _POSITION_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
@@ -39,7 +41,7 @@ def check_plan(config: Config, *, world_size: int = 1, tokenizer: Any = None) ->
     otherwise a pretrained model's tokenizer is read from local files, and the eval-prompt check is
     left out when none can be read (the model's availability is reported by its own check).
     """
-    blockers = _check_strategy(config, world_size)
+    blockers = _check_strategy(config, world_size) + missing_packages(config.training.report_to)
     limit = position_limit(config.model, config.training.max_seq_length)
     if limit is not None and config.training.max_seq_length > limit.positions:
         blockers.append(

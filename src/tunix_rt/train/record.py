@@ -31,6 +31,7 @@ from tunix_rt.train.flops import FlopCounter
 from tunix_rt.train.request import TrainRequest, user_command
 from tunix_rt.train.runtime import RunDevice, quiet_logger
 from tunix_rt.train.stop import StopSignal
+from tunix_rt.train.trackers import Trackers
 
 
 @dataclass
@@ -118,6 +119,9 @@ def _start(
     matmul = {dev.dtype_name: dev.peak_gflops} if choice.type == "cpu" else {}
     write_environment_files(req.output, collect_report(choice.device, choice=choice, matmul_gflops=matmul))
     _record_start(run, req, dist, dev, command)
+    if req.config.training.report_to:  # every metrics line from here on also goes to the trackers
+        run.metrics_sinks.append(Trackers(req.output, req.config.training.report_to, req.config.to_dict()))
+        log.info(f"metrics also go to: {', '.join(req.config.training.report_to)} (training.report_to)")
     return RunRecord(req, run, log, resume_from, changed)
 
 
@@ -290,7 +294,9 @@ def summary(
     }
 
 
-def evaluate_or_record(run: RunDirectory, log: Any, evaluate: Any, key: str = "eval") -> dict[str, Any] | None:
+def evaluate_or_record(
+    run: RunDirectory, log: Any, evaluate: Any, key: str = "eval"
+) -> dict[str, Any] | None:
     """The model is trained and saved whatever happens here: an eval failure is recorded (under
     manifest[key]), not fatal."""
     try:
