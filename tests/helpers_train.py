@@ -69,3 +69,20 @@ def read_weights(run_dir: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(run_dir / "final_model" / "model.safetensors"))
+
+
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in RUN/tensorboard/ (training.report_to), read the way TensorBoard reads
+    it: events an earlier process logged past a resume's step are purged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def metric_series(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every metrics.jsonl line that has `key` (not null)."""
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return [(row["step"], row[key]) for row in rows if row.get(key) is not None]

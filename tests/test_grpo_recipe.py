@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers_rl import make_digit_model, write_digit_prompts
-from helpers_train import read_weights
+from helpers_train import metric_series, read_weights, tensorboard_scalars
 from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError, DataError
 from tunix_rt.evidence import COMPLETIONS
@@ -286,3 +286,22 @@ def test_a_batch_the_model_cannot_hold_fails_before_step_one(digit_model: Path, 
         train(_request(digit_model, data, out, grpo={"max_completion_length": 250}))
     assert not (out / "metrics.jsonl").exists()
     assert json.loads((out / "run_manifest.json").read_text())["status"] == "failed"
+
+
+def test_tensorboard_gets_the_grpo_lines_and_eval_headlines(digit_model: Path, tmp_path: Path) -> None:
+    """training.report_to: the recipe's per-step lines and eval before/after reach TensorBoard."""
+    pytest.importorskip("tensorboard")
+    data = write_digit_prompts(tmp_path / "p.jsonl", 8)
+    run = tmp_path / "run"
+    train(_request(digit_model, data, run, max_steps=2, eval_set=str(data), report_to=["tensorboard"]))
+    got = tensorboard_scalars(run)
+    for key in (
+        "reward_mean",
+        "reward/correctness/mean",
+        "loss",
+        "eval_before_primary_score",
+        "eval_primary_score",
+    ):
+        expected = metric_series(run, key)
+        assert expected and [step for step, _ in got[key]] == [step for step, _ in expected], key
+        assert [v for _, v in got[key]] == pytest.approx([v for _, v in expected], rel=1e-6), key

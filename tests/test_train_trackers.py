@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers_train import scratch_config, write_traces
+from helpers_train import metric_series, scratch_config, tensorboard_scalars, write_traces
 from tunix_rt.cli import main
 from tunix_rt.config import load_config
 from tunix_rt.errors import ConfigError
@@ -33,23 +33,6 @@ def train(tmp_path: Path, dataset: Path, config: dict, out: Path, *extra: str) -
     path = tmp_path / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return main(["train", "--config", str(path), "--dataset", str(dataset), "--output", str(out), *extra])
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar series in RUN/tensorboard/, read the way TensorBoard reads it (restarts purged)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
-def series(lines: list[dict], key: str) -> list[tuple[int, float]]:
-    return [(line["step"], line[key]) for line in lines if line.get(key) is not None]
 
 
 def assert_same_series(got: list[tuple[int, float]], expected: list[tuple[int, float]]) -> None:
@@ -89,10 +72,10 @@ def test_tensorboard_events_hold_the_metrics_jsonl_values(dataset, tmp_path) -> 
     config = scratch_config(max_steps=5, report_to=["tensorboard"], eval_steps=2)
     config["data"] = {"validation": 0.25}
     assert train(tmp_path, dataset, config, out) == 0
-    lines, got = metrics(out), tensorboard_scalars(out)
-    assert len(series(lines, "loss")) == 5
+    got = tensorboard_scalars(out)
+    assert len(metric_series(out, "loss")) == 5
     for key in ("loss", "lr", "grad_norm", "tokens_per_sec", "validation_loss"):
-        assert_same_series(got[key], series(lines, key))
+        assert_same_series(got[key], metric_series(out, key))
     assert "metrics also go to: tensorboard" in (out / "training_log.txt").read_text()
 
 
@@ -122,9 +105,8 @@ def test_a_resume_redoes_steps_once_in_tensorboard(dataset, tmp_path, monkeypatc
     assert latest is not None and latest.name.endswith("4")
     shutil.rmtree(latest)
     assert train(tmp_path, dataset, config, out, "--resume") == 0
-    lines = metrics(out)
-    assert [step for step, _ in series(lines, "loss")] == [1, 2, 3, 4, 5, 6]
-    assert_same_series(tensorboard_scalars(out)["loss"], series(lines, "loss"))
+    assert [step for step, _ in metric_series(out, "loss")] == [1, 2, 3, 4, 5, 6]
+    assert_same_series(tensorboard_scalars(out)["loss"], metric_series(out, "loss"))
 
 
 # --- a missing package: refused before training, and by --dry-run ---------------------------
@@ -202,7 +184,7 @@ def test_trackio_gets_the_metrics_in_the_run_directory_not_the_cache(dataset, tm
         timeout=120,
     )
     logs = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = series(metrics(out), "loss")
+    expected = metric_series(out, "loss")
     assert [(row["step"], row["loss"]) for row in logs] == [(s, pytest.approx(v)) for s, v in expected]
     assert list((out / "trackio").glob("*.db"))
     # Nothing of trackio's in its default place ($HF_HOME/trackio) or anywhere else under HOME
