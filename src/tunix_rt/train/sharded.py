@@ -19,7 +19,9 @@ saved beside the shards in the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,12 +119,18 @@ def _no_dist() -> bool:
     return not (torch_dist.is_available() and torch_dist.is_initialized())
 
 
-def _load(state: dict[str, Any], path: Path) -> None:
-    no_dist = _no_dist()
+@contextlib.contextmanager
+def _single_process_is_intended() -> Iterator[None]:
+    # Without a process group DCP warns that it "assumes the intent is to save/load in a single
+    # process": here it is.
     with warnings.catch_warnings():
-        # DCP warns that it "assumes the intent is to load in a single process": here it is.
         warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
-        _dcp().load(state, checkpoint_id=str(path), no_dist=no_dist)
+        yield
+
+
+def _load(state: dict[str, Any], path: Path) -> None:
+    with _single_process_is_intended():
+        _dcp().load(state, checkpoint_id=str(path), no_dist=_no_dist())
 
 
 def save_shards(model: Any, optimizer: torch.optim.Optimizer, path: Path) -> None:
@@ -136,7 +144,8 @@ def save_shards(model: Any, optimizer: torch.optim.Optimizer, path: Path) -> Non
     module = unwrap_model(model)
     model_state, optim_state = get_state_dict(module, optimizer)
     state = {"model": model_state, "optim": optim_state, "buffers": non_persistent_buffers(module)}
-    _dcp().save(state, checkpoint_id=str(path), no_dist=_no_dist())
+    with _single_process_is_intended():
+        _dcp().save(state, checkpoint_id=str(path), no_dist=_no_dist())
 
 
 @torch.no_grad()
