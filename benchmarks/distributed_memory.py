@@ -1,6 +1,8 @@
 """What each rank holds under FSDP2, DDP and one process: parameter and optimizer-state bytes, peak
 RSS, and the tokens each rank trains on per step (dealt by tokens, against the old length-sorted
-slices).
+slices). FSDP runs twice: as the recipe does it (`fsdp`: the model built on the meta device on every
+rank, rank 0 alone building the full one and broadcasting it into the shards) and as it was before
+(`fsdp-full`: every rank builds the full model, then shards it), to show the peak RSS per rank.
 
 The model is the scratch Llama of configs/cpu-reasoner.yaml (or larger, with --hidden/--layers);
 the data are random token ids with a realistic spread of lengths (40..256 tokens), so nothing is
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
 SEED = 0
+CONTENDERS = ("single", "ddp", "fsdp", "fsdp-full")
 
 
 def _local_bytes(tensor: torch.Tensor) -> int:
@@ -40,21 +43,44 @@ def _local_bytes(tensor: torch.Tensor) -> int:
     return local.numel() * local.element_size()
 
 
-def _model(args: argparse.Namespace) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _config(args: argparse.Namespace) -> Any:
+    from transformers import LlamaConfig
 
     from tunix_rt.config import load_config
 
     cfg = load_config(ROOT / "configs/cpu-reasoner.yaml", [])[0]
     hidden, layers = args.hidden or cfg.model.hidden_size, args.layers or cfg.model.num_layers
-    torch.manual_seed(SEED)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=cfg.model.vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
-            num_hidden_layers=layers, num_attention_heads=cfg.model.num_heads,
-            max_position_embeddings=cfg.training.max_seq_length, tie_word_embeddings=True,
-        )
+    return LlamaConfig(
+        vocab_size=cfg.model.vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
+        num_hidden_layers=layers, num_attention_heads=cfg.model.num_heads,
+        max_position_embeddings=cfg.training.max_seq_length, tie_word_embeddings=True,
     )  # fmt: skip
+
+
+def _model(args: argparse.Namespace) -> torch.nn.Module:
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(SEED)
+    return LlamaForCausalLM(_config(args))
+
+
+def _wrapped(args: argparse.Namespace, dist: Any) -> torch.nn.Module:
+    """The model as the recipe wraps it: under `fsdp` built empty on every rank and filled from
+    rank 0's full copy (train/sharded.py); `fsdp-full` is the old way, full on every rank first."""
+    from tunix_rt.train.model import empty_model
+    from tunix_rt.train.sharded import PendingWeights, materialise
+
+    if not (dist.active and args.strategy == "fsdp"):
+        return dist.wrap(_model(args), "fsdp" if args.strategy == "fsdp-full" else args.strategy)
+    full = _model(args) if dist.is_main else None
+    model = dist.wrap(empty_model(_config(args), "eager"), "fsdp")
+    materialise(model, torch.device("cpu"), PendingWeights(full_model=full))
+    del full
+    return model
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _batch(indices: np.ndarray, lengths: np.ndarray, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +102,8 @@ def run_rank(args: argparse.Namespace) -> dict[str, Any]:
 
     dist = DistContext.from_env()
     dist.init(SimpleNamespace(device="cpu", type="cpu"))
-    model = dist.wrap(_model(args), args.strategy)
+    model = _wrapped(args, dist)
+    load_peak_mb = _peak_rss_mb()  # the peak up to here: loading and sharding, before any step
     optimizer = build_optimizer(model, "adamw", 1e-3, 0.01, torch.device("cpu"))
     vocab = dist.unwrap(model).config.vocab_size
     rng = np.random.default_rng(SEED)
@@ -110,7 +137,8 @@ def run_rank(args: argparse.Namespace) -> dict[str, Any]:
         "rank": dist.rank,
         "param_bytes": sum(_local_bytes(p) for p in model.parameters()),
         "optim_bytes": sum(_local_bytes(v) for v in state),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_peak_rss_mb": load_peak_mb,
+        "peak_rss_mb": _peak_rss_mb(),
         "tokens_per_step": float(np.mean(tokens)),
         "old_deal_tokens_per_step": float(np.mean(old_tokens)),
         "batch_tokens_per_step": float(
@@ -145,11 +173,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     single = next(r for r in rows if r["strategy"] == "single")
     base = single["param_bytes"] + single["optim_bytes"]
     lines = [
-        "| strategy | rank | parameter MB | optimizer-state MB | param+optim vs one process | peak RSS MB "
+        "| strategy | rank | parameter MB | optimizer-state MB | param+optim vs one process "
+        "| peak RSS MB, loading | peak RSS MB, training "
         "| tokens per step | busiest / mean (dealt by tokens) | busiest / mean (old slices) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for strategy in ("single", "ddp", "fsdp"):
+    for strategy in CONTENDERS:
         ranks = [r for r in rows if r["strategy"] == strategy]
         mean = ranks[0]["batch_tokens_per_step"] / len(ranks)
         busiest = max(r["tokens_per_step"] for r in ranks) / mean
@@ -158,7 +187,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             share = (r["param_bytes"] + r["optim_bytes"]) / base
             lines.append(
                 f"| {strategy} | {r['rank']} | {r['param_bytes'] / 2**20:.2f} | {r['optim_bytes'] / 2**20:.2f} "
-                f"| {share:.0%} | {r['peak_rss_mb']:.0f} | {r['tokens_per_step']:.0f} | {busiest:.3f} | {old:.3f} |"
+                f"| {share:.0%} | {r['load_peak_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['tokens_per_step']:.0f} | {busiest:.3f} | {old:.3f} |"
             )
     return "\n".join(lines)
 
@@ -169,7 +198,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="effective batch (examples per step)")
     parser.add_argument("--hidden", type=int, default=0, help="0: the cpu-reasoner config's")
     parser.add_argument("--layers", type=int, default=0, help="0: the cpu-reasoner config's")
-    parser.add_argument("--strategy", default="single", choices=["single", "ddp", "fsdp"])
+    parser.add_argument("--strategy", default="single", choices=CONTENDERS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,7 +209,7 @@ def main() -> None:
         return
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for strategy in ("single", "ddp", "fsdp"):
+        for strategy in CONTENDERS:
             rows += sorted(_launch(args, strategy, Path(tmp) / f"{strategy}.jsonl"), key=lambda r: r["rank"])
     print(_table(rows))
 

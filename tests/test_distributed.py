@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -160,7 +162,7 @@ def work(tmp_path_factory) -> Path:
     return root
 
 
-def torchrun(work: Path, output: str, *extra: str) -> None:
+def torchrun(work: Path, output: str, *extra: str, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -180,6 +182,7 @@ def torchrun(work: Path, output: str, *extra: str) -> None:
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -206,29 +209,104 @@ def test_resume_under_torchrun(work) -> None:
     assert losses(work / "resumed") == pytest.approx(losses(work / "single"), rel=1e-4)
 
 
-def test_fsdp_trains_alike_and_saves_a_consolidated_model(work) -> None:
+# Loaded by every process of a run (first on PYTHONPATH): on rank 1 any transformers model built
+# with real parameters, and any from_pretrained, fails the run; each model rank 1 builds is listed.
+RANK1_GUARD = """
+import os
+if os.environ.get("RANK") == "1":
+    from transformers import modeling_utils
+
+    def post_init(self, _original=modeling_utils.PreTrainedModel.post_init):
+        _original(self)
+        real = [name for name, p in self.named_parameters() if not p.is_meta]
+        with open(os.environ["RANK1_MODELS"], "a") as log:
+            log.write(f"{type(self).__name__} real={len(real)}\\n")
+        if real:
+            raise RuntimeError(f"rank 1 built {type(self).__name__} with real parameters: {real[:3]}")
+
+    def from_pretrained(cls, *args, **kwargs):
+        raise RuntimeError("rank 1 loaded weights with from_pretrained")
+
+    modeling_utils.PreTrainedModel.post_init = post_init
+    modeling_utils.PreTrainedModel.from_pretrained = classmethod(from_pretrained)
+"""
+
+
+def rank1_guarded(work: Path, output: str, *extra: str) -> list[str]:
+    """torchrun under RANK1_GUARD; returns the models rank 1 built ("<class> real=<count>")."""
+    guard = work / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(RANK1_GUARD)
+    built = work / f"{output}-rank1-models.txt"
+    built.unlink(missing_ok=True)
+    path = os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")])
+    torchrun(work, output, *extra, env={**os.environ, "PYTHONPATH": path, "RANK1_MODELS": str(built)})
+    return built.read_text().splitlines()
+
+
+FSDP = ("--set", "training.strategy=fsdp")
+BUILT_EMPTY = ["LlamaModel real=0", "LlamaForCausalLM real=0"]  # the decoder, then the model around it
+
+
+def assert_sharded_checkpoint(checkpoint: Path) -> None:
+    """Each rank's shards (torch.distributed.checkpoint) and rank 0's files, no consolidated model."""
+    assert sorted(p.name for p in (checkpoint / "shards").iterdir()) == [
+        ".metadata",
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
+    assert (checkpoint / "config.json").is_file() and (checkpoint / "trainer_state.json").is_file()
+    assert not list(checkpoint.glob("*.safetensors")) and not (checkpoint / "optimizer.pt").exists()
+
+
+def test_fsdp_shards_before_it_places_and_saves_a_consolidated_model(work) -> None:
     from transformers import AutoModelForCausalLM
 
-    torchrun(work, "fsdp", "--set", "training.strategy=fsdp")
+    # Rank 1 builds the model on the meta device only and never reads a weight file.
+    assert rank1_guarded(work, "fsdp", *FSDP) == BUILT_EMPTY
     assert losses(work / "fsdp") == pytest.approx(losses(work / "single"), rel=1e-4)
     model = AutoModelForCausalLM.from_pretrained(work / "fsdp/final_model")  # a plain HF directory
-    assert sum(p.numel() for p in model.parameters()) > 0
-    assert (work / "fsdp/checkpoints/step-00000003/model.safetensors").is_file()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    for name, tensor in read_weights(work / "single").items():
+        torch.testing.assert_close(read_weights(work / "fsdp")[name], tensor, atol=1e-4, rtol=1e-4)
+    for step in (3, 6):
+        assert_sharded_checkpoint(work / f"fsdp/checkpoints/step-{step:08d}")
 
 
-def test_fsdp_resume_is_exact(work) -> None:
-    fsdp = ("--set", "training.strategy=fsdp")
-    torchrun(work, "fsdp-resumed", *fsdp, "--set", "training.max_steps=3")
-    torchrun(work, "fsdp-resumed", *fsdp, "--resume")
+@pytest.fixture(scope="module")
+def fsdp_half(work) -> Path:
+    """Three steps of FSDP on 2 ranks: a run directory whose last checkpoint is sharded."""
+    torchrun(work, "fsdp-half", *FSDP, "--set", "training.max_steps=3")
+    assert_sharded_checkpoint(work / "fsdp-half/checkpoints/step-00000003")
+    return work / "fsdp-half"
+
+
+def test_fsdp_resume_reads_its_shards_and_is_exact(work, fsdp_half) -> None:
+    shutil.copytree(fsdp_half, work / "fsdp-resumed")
+    # Both ranks build the empty model from the checkpoint's config.json and read their own shards.
+    assert rank1_guarded(work, "fsdp-resumed", *FSDP, "--resume") == BUILT_EMPTY
     assert [m["step"] for m in read_metrics(work / "fsdp-resumed")] == list(range(1, 7))
     assert losses(work / "fsdp-resumed") == pytest.approx(losses(work / "single"), rel=1e-4)
     for name, tensor in read_weights(work / "single").items():
         torch.testing.assert_close(read_weights(work / "fsdp-resumed")[name], tensor, atol=1e-4, rtol=1e-4)
 
 
-def test_resume_that_changes_the_effective_batch_is_refused(work) -> None:
-    import shutil
+def test_two_fsdp_ranks_resume_on_one_process_from_their_shards(work, fsdp_half) -> None:
+    shutil.copytree(fsdp_half, work / "fsdp-shrunk")
+    # 2 processes x batch 4 = 1 process x batch 4 x accumulation 2; one process has no FSDP.
+    one = train_cli(work, "fsdp-shrunk", "--resume", "--set", "training.gradient_accumulation_steps=2",
+                    "--set", "training.strategy=auto")  # fmt: skip
+    result = subprocess.run(one, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [m["step"] for m in read_metrics(work / "fsdp-shrunk")] == list(range(1, 7))
+    assert losses(work / "fsdp-shrunk") == pytest.approx(losses(work / "single"), rel=1e-4)
+    manifest = json.loads((work / "fsdp-shrunk/run_manifest.json").read_text())
+    assert manifest["process_changes"] == [{"at_step": 3, "from": 2, "to": 1}]
+    # One process writes a consolidated checkpoint again.
+    assert (work / "fsdp-shrunk/checkpoints/step-00000006/model.safetensors").is_file()
 
+
+def test_resume_that_changes_the_effective_batch_is_refused(work) -> None:
     shutil.copytree(work / "single", work / "single-copy")
     result = subprocess.run(
         [

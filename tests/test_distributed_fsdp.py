@@ -1,4 +1,5 @@
-"""FSDP shards the blocks the model itself names in `_no_split_modules`, whatever they are called."""
+"""FSDP shards the blocks the model itself names in `_no_split_modules`, whatever they are called;
+an empty (meta) model gets memory with its ties kept and its weights and buffers from a sharded checkpoint."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from transformers import (
 )
 
 from tunix_rt.train.distributed import DistContext, fsdp_blocks
+from tunix_rt.train.sharded import (
+    allocate,
+    is_sharded,
+    load_model_shards,
+    non_persistent_buffers,
+    save_shards,
+)
 
 TINY = {
     "vocab_size": 64,
@@ -82,3 +90,44 @@ def test_only_fsdp_under_torchrun_leaves_placement_to_fully_shard(world_size, st
     model = Staged()
     DistContext(rank=0, world_size=world_size).place(model, torch.device("meta"), strategy)
     assert {p.device.type for p in model.parameters()} == {placed}
+
+
+def empty_llama() -> torch.nn.Module:
+    from tunix_rt.train.model import empty_model
+
+    return empty_model(LlamaConfig(**TINY, tie_word_embeddings=True), "eager")
+
+
+def test_an_empty_model_allocated_keeps_its_tied_head_tied() -> None:
+    model = empty_llama()
+    assert all(p.is_meta for p in model.parameters())
+    allocate(model, "cpu")  # plain to_empty would give the head its own tensor
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert not any(p.is_meta for p in model.parameters())
+
+
+def test_a_sharded_checkpoint_fills_an_empty_model_weights_and_buffers_alike(tmp_path) -> None:
+    # One process (no process group): what a 2-rank FSDP run resumed on 1 process reads.
+    torch.manual_seed(0)
+    trained = LlamaForCausalLM(LlamaConfig(**TINY, tie_word_embeddings=True))
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-2)
+    trained(input_ids=torch.arange(8)[None]).logits.sum().backward()
+    optimizer.step()
+    save_shards(trained, optimizer, tmp_path / "shards")
+    assert is_sharded(tmp_path)
+
+    model = empty_llama()
+    allocate(model, "cpu")
+    for buffer in non_persistent_buffers(model).values():
+        buffer.fill_(float("nan"))  # to_empty leaves garbage; the checkpoint must replace it
+    load_model_shards(model, tmp_path)
+    assert set(non_persistent_buffers(model)) == {
+        "model.rotary_emb.inv_freq",
+        "model.rotary_emb.original_inv_freq",
+    }
+    for name, buffer in non_persistent_buffers(trained).items():
+        torch.testing.assert_close(non_persistent_buffers(model)[name], buffer, rtol=0, atol=0)
+    for name, tensor in trained.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
+    ids = torch.arange(8)[None]
+    torch.testing.assert_close(model(input_ids=ids).logits, trained(input_ids=ids).logits)

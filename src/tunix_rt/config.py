@@ -336,6 +336,9 @@ RESUME_SAFE_KEYS = frozenset(
         # checkpoint refuses a resume whose effective batch (batch x accumulation x processes) differs.
         "training.batch_size",
         "training.gradient_accumulation_steps",
+        # DDP, FSDP and one process train the same steps (tests/test_distributed.py); a sharded
+        # FSDP checkpoint is resharded onto the new layout, so 2 FSDP ranks can continue on 1 process.
+        "training.strategy",
         # Layout only: packed and padded rows compute the same loss (tests/test_train_loss.py), and a
         # run started before packing existed has no such key.
         "data.packing",

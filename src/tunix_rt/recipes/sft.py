@@ -47,6 +47,7 @@ from tunix_rt.train.packing import packing_problem
 from tunix_rt.train.render import template_kind
 from tunix_rt.train.request import TrainRequest
 from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resolve_run_device, seed_everything
+from tunix_rt.train.sharded import PendingWeights, allocate, is_sharded, load_model_shards, materialise
 from tunix_rt.train.step import clip_grad_norm, micro_batch_loss
 from tunix_rt.train.stop import StopSignal
 from tunix_rt.train.tokenize import tokenize_traces
@@ -91,11 +92,12 @@ def _sft(
 
     # 4. Tokenizer and model: from the checkpoint on resume (a LoRA checkpoint holds only the
     # adapters: its base comes from the source again), else from the source or scratch.
+    # Under FSDP `model` is on the meta device and `pending` says where its weights come from.
     source = model_source(cfg.model) if cfg.model.init == "pretrained" else None
-    tokenizer, model = _load_model(req, dev, rec, source, split.train)
+    tokenizer, model, pending = _load_model(req, dist, dev, rec, source, split.train)
     n_params = count_parameters(model)
     dist.place(model, dev.device, tcfg.strategy)
-    eval_before = _eval_before(req, dist, dev, rec, model, tokenizer)
+    eval_before = _eval_before(req, dist, dev, rec, model, tokenizer, pending)
     log.info(
         f"model: {cfg.model.model_id or cfg.model.architecture + ' (scratch)'}, {n_params / 1e6:.2f}M parameters"
     )
@@ -121,7 +123,7 @@ def _sft(
     # 6. Optimizer and schedule: steps from max_steps, else from num_epochs (a float).
     effective_batch = tcfg.batch_size * tcfg.gradient_accumulation_steps * dist.world_size
     per_epoch, total_steps = plan_steps(len(data), effective_batch, tcfg.max_steps, tcfg.num_epochs)
-    model = dist.wrap(model, tcfg.strategy)
+    model = _wrap(dist, dev, model, tcfg.strategy, pending)
     # Packed rows only when the model provably keeps packed examples apart (see train/packing.py).
     # After wrapping: under FSDP the check runs sharded (every rank alike), never on a full copy.
     problem = (
@@ -147,6 +149,7 @@ def _sft(
             "dtype": dev.dtype_name,
         },
         config_sha256=cfg.sha256(), keep=tcfg.save_total_limit, dist=dist, log=log,
+        sharded=dist.shards_first(tcfg.strategy),
     )  # fmt: skip
 
     # 7. Resume: the checkpoint restores the state (and refuses another dataset, batch, dtype, world size).
@@ -423,24 +426,79 @@ class _Loop:
 
 
 def _load_model(
-    req: TrainRequest, dev: RunDevice, rec: record.RunRecord, source: Any, train_traces: list[Any]
-) -> tuple[Any, Any]:
-    """(tokenizer, model) on the CPU: a full-FT checkpoint on resume, else the source or scratch.
+    req: TrainRequest, dist: DistContext, dev: RunDevice, rec: record.RunRecord, source: Any,
+    train_traces: list[Any],
+) -> tuple[Any, Any, PendingWeights | None]:  # fmt: skip
+    """(tokenizer, model, pending): a full-FT checkpoint on resume, else the source or scratch.
 
+    One process and DDP: the model on the CPU, pending None. FSDP: the model on the meta device on
+    every rank, and pending says where its weights come from once it is sharded: rank 0's full
+    CPU model (loaded or initialised by rank 0 alone), or a sharded checkpoint.
     A LoRA checkpoint holds only the adapters: its base is loaded from the source again and the
     adapters are restored with the optimizer (train/checkpoint.load_training_state).
     """
     cfg = req.config
-    if rec.resume_from is not None and cfg.lora is None:
-        rec.log.info(f"resuming from {rec.resume_from.name}")
-        return load_pretrained(cfg.model, dev.attention, source=rec.resume_from)
-    if cfg.model.init == "scratch":
-        tokenizer = train_scratch_tokenizer(train_traces, cfg.system_instruction, cfg.model.vocab_size)
-        max_positions = cfg.training.max_seq_length
-        return tokenizer, build_scratch_model(cfg.model, tokenizer, max_positions, attention=dev.attention)
-    if rec.resume_from is not None:
+    shards_first = dist.shards_first(cfg.training.strategy)
+    checkpoint = rec.resume_from if cfg.lora is None else None
+    if checkpoint is not None:
+        rec.log.info(f"resuming from {checkpoint.name}")
+    elif rec.resume_from is not None:
         rec.log.info(f"resuming the LoRA adapters from {rec.resume_from.name}")
-    return load_pretrained(cfg.model, dev.attention, resolved=source, log=rec.log)
+    if checkpoint is not None and is_sharded(checkpoint):
+        tokenizer, model = load_pretrained(cfg.model, dev.attention, source=checkpoint, weights=False)
+        if shards_first:
+            return tokenizer, model, PendingWeights(checkpoint=checkpoint)
+        # Another strategy or one process: every tensor whole, read from all ranks' shards.
+        allocate(model, "cpu")
+        load_model_shards(model, checkpoint)
+        return tokenizer, model, None
+    load = _loader(req, dev, rec, source, train_traces, checkpoint)
+    if not shards_first:
+        return (*load(True), None)
+    # Rank 0 alone loads (or initialises, from the same seed as one process) the full model on the
+    # CPU; then every rank builds the empty one (after rank 0: a GGUF source is converted once).
+    full = load(True)[1] if dist.is_main else None
+    dist.barrier()
+    tokenizer, model = load(False)
+    return tokenizer, model, PendingWeights(full_model=full)
+
+
+def _loader(
+    req: TrainRequest, dev: RunDevice, rec: record.RunRecord, source: Any, train_traces: list[Any],
+    checkpoint: Any,
+) -> Any:  # fmt: skip
+    """`load(weights) -> (tokenizer, model)`: with weights (on the CPU) or empty (meta device),
+    from a consolidated checkpoint, from scratch, or from the source."""
+    cfg = req.config
+    if checkpoint is None and cfg.model.init == "scratch":
+        tokenizer = train_scratch_tokenizer(train_traces, cfg.system_instruction, cfg.model.vocab_size)
+
+        def build(weights: bool) -> tuple[Any, Any]:
+            max_positions = cfg.training.max_seq_length
+            on_meta = not weights
+            return tokenizer, build_scratch_model(
+                cfg.model, tokenizer, max_positions, dev.attention, on_meta=on_meta
+            )
+
+        return build
+
+    def load(weights: bool) -> tuple[Any, Any]:
+        if checkpoint is not None:
+            return load_pretrained(cfg.model, dev.attention, source=checkpoint, weights=weights)
+        return load_pretrained(cfg.model, dev.attention, resolved=source, log=rec.log, weights=weights)
+
+    return load
+
+
+def _wrap(
+    dist: DistContext, dev: RunDevice, model: Any, strategy: str, pending: PendingWeights | None
+) -> Any:
+    """DDP or FSDP as configured; under FSDP the model was sharded on the meta device, so then each
+    rank's shards get their memory on the device and their weights (train/sharded.py)."""
+    model = dist.wrap(model, strategy)
+    if pending is not None:
+        materialise(model, dev.device, pending)
+    return model
 
 
 def _adapt(req: TrainRequest, dev: RunDevice, log: Any, model: Any) -> tuple[Any, int]:
@@ -459,13 +517,19 @@ def _adapt(req: TrainRequest, dev: RunDevice, log: Any, model: Any) -> tuple[Any
 
 
 def _eval_before(
-    req: TrainRequest, dist: DistContext, dev: RunDevice, rec: record.RunRecord, model: Any, tokenizer: Any
-) -> dict | None:
+    req: TrainRequest, dist: DistContext, dev: RunDevice, rec: record.RunRecord, model: Any, tokenizer: Any,
+    pending: PendingWeights | None,
+) -> dict | None:  # fmt: skip
     """training.eval_before: the model as loaded, scored like the trained one will be (main rank;
-    not again on resume, the first start recorded it). Returns the headline, or None."""
+    not again on resume, the first start recorded it). Returns the headline, or None.
+
+    Under FSDP `model` is still empty (meta device): rank 0 scores the full CPU model it loaded.
+    """
     tcfg = req.config.training
     if not (tcfg.eval_before and tcfg.eval_set) or rec.resume_from is not None:
         return None
+    if pending is not None and pending.full_model is not None:
+        model = pending.full_model
     head = None
     if rec.run:
         from tunix_rt.eval.runner import evaluate

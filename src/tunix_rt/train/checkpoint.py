@@ -8,6 +8,11 @@ Contents: the model (safetensors, `save_pretrained`; under LoRA only the trainab
 `trainable.safetensors`, since the frozen base is reloaded from its source) and tokenizer, optimizer and scheduler state,
 the fp16 loss scaler's state (float16 runs only), RNG states (python, numpy, torch, cuda), and `trainer_state.json` (step, data-order position,
 config hash, dataset sha256).
+
+Under FSDP the model and optimizer are not gathered: every rank writes its own shards with
+torch.distributed.checkpoint into `shards/` (train/sharded.py) and rank 0 writes the rest, with the
+model's config.json in place of its weights. All ranks write into the one `.tmp-*` directory, and
+rank 0 renames it only after every rank is done, so such a checkpoint too is complete or absent.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tunix_rt.evidence import utc_now
 from tunix_rt.fsutil import atomic_write_json
 from tunix_rt.train.distributed import DistContext, all_gather, unwrap_model
 from tunix_rt.train.lora import is_peft_model, load_trainable_file, save_trainable_file
+from tunix_rt.train.sharded import SHARDS, is_sharded, load_optimizer_shards, save_shards
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -74,7 +80,8 @@ class Checkpointer:
     `identity` is what a checkpoint must agree on to continue the very same run (dataset sha256,
     effective batch, dtype); a resume with another identity is refused. The number of processes
     may change when the effective batch does not: the data order depends on the effective batch
-    alone, and a checkpoint holds the full (consolidated) state, which any number of ranks loads.
+    alone, a consolidated checkpoint holds the full state, which any number of ranks loads, and
+    torch.distributed.checkpoint reshards a sharded one onto any number of ranks.
     """
 
     run_dir: Path
@@ -94,6 +101,8 @@ class Checkpointer:
     """The recipe's state dataclass (to_json / from_json / step): TrainState for SFT, GrpoState for GRPO."""
     restored_world_size: int | None = None
     """How many processes wrote the checkpoint `restore` read (None before a restore)."""
+    sharded: bool = False
+    """Write each rank's shards with torch.distributed.checkpoint (FSDP) instead of a consolidated model."""
 
     def save(self, state: Any, reason: str) -> Path:
         """Every rank calls this; returns the checkpoint directory once every rank is done."""
@@ -115,6 +124,7 @@ class Checkpointer:
             keep=self.keep,
             is_main=self.dist.is_main,
             scaler=self.scaler,
+            sharded=self.sharded,
         )
         self.log.info(f"checkpoint: {path.relative_to(self.run_dir)} ({reason})")
         self.dist.barrier()
@@ -209,13 +219,19 @@ def save_checkpoint(
     keep: int | None,
     is_main: bool = True,
     scaler: torch.amp.GradScaler | None = None,
+    sharded: bool = False,
 ) -> Path:
-    """Every rank calls this (FSDP gathers shards); only the main process writes."""
+    """Every rank calls this. Consolidated: FSDP gathers the full state and only the main process
+    writes. Sharded: every rank writes its own shards into the same temp directory."""
     step = int(state["step"])
     root = run_dir / CHECKPOINTS
     final = root / checkpoint_name(step)
     if final.is_dir() and (final / STATE_FILE).is_file():
         return final  # this exact step is already saved (e.g. a periodic save that was also the last)
+    if sharded:
+        return _save_sharded(
+            root, final, model, tokenizer, optimizer, scheduler, state, keep, is_main, scaler
+        )
     lora = is_peft_model(unwrap_model(model))
     if lora:  # the adapters only (FSDP is refused with LoRA, so nothing is sharded)
         model_state, optim_state = None, _optimizer_state(model, optimizer)
@@ -224,23 +240,79 @@ def save_checkpoint(
     rng_states = all_gather(capture_rng_state())  # every rank's own RNG streams (dropout differs per rank)
     if not is_main:
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = _fresh(_tmp_dir(root, step, os.getpid()))
     if lora:
         save_trainable_file(unwrap_model(model), tmp)
     else:
         unwrap_model(model).save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
     torch.save(optim_state, tmp / "optimizer.pt")
+    _write_common(tmp, tokenizer, scheduler, scaler, rng_states)
+    _publish(tmp, final, run_dir, state, keep)
+    return final
+
+
+def _save_sharded(
+    root: Path, final: Path, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+    state: dict[str, Any], keep: int | None, is_main: bool, scaler: torch.amp.GradScaler | None,
+) -> Path:  # fmt: skip
+    """Each rank's model and optimizer shards (torch.distributed.checkpoint) plus rank 0's files.
+
+    The ranks agree on rank 0's temp directory, write into it, and rank 0 renames it once every
+    rank has finished (dcp.save returns on all ranks only after all have written; the barrier
+    says so explicitly): a kill at any moment leaves a complete checkpoint or none.
+    """
+    rng_states = all_gather(capture_rng_state())
+    step = int(state["step"])
+    tmp = _tmp_dir(root, step, all_gather(os.getpid())[0])  # named after rank 0's process
+    if is_main:
+        _fresh(tmp)
+    _barrier()  # the directory exists before any rank writes into it
+    save_shards(model, optimizer, tmp / SHARDS)
+    _barrier()
+    if is_main:
+        module = unwrap_model(model)
+        module.config.save_pretrained(tmp)  # what --resume builds the empty model from
+        if getattr(module, "generation_config", None) is not None:
+            module.generation_config.save_pretrained(tmp)
+        _write_common(tmp, tokenizer, scheduler, scaler, rng_states)
+        _publish(tmp, final, root.parent, state, keep)
+    return final
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _tmp_dir(root: Path, step: int, pid: int) -> Path:
+    return root / f".tmp-{checkpoint_name(step)}-{pid}"
+
+
+def _fresh(tmp: Path) -> Path:
+    """An empty `tmp` (a leftover of a killed write with the same name is removed first)."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def _write_common(
+    tmp: Path, tokenizer: Any, scheduler: Any, scaler: torch.amp.GradScaler | None, rng_states: list
+) -> None:
+    """What every checkpoint holds besides the model and optimizer (rank 0 writes it)."""
+    tokenizer.save_pretrained(tmp)
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     if scaler is not None and scaler.is_enabled():
         # float16's loss scale and its growth tracker: without them a resumed run starts scaling
         # from scratch (skipped steps, a different trajectory) instead of continuing.
         torch.save(scaler.state_dict(), tmp / SCALER_FILE)
     torch.save(rng_states, tmp / "rng_state.pt")
+
+
+def _publish(tmp: Path, final: Path, run_dir: Path, state: dict[str, Any], keep: int | None) -> None:
+    """Mark `tmp` complete, rename it to `final`, and drop checkpoints beyond `keep`."""
+    root = final.parent
     # trainer_state.json last: its presence is what marks a checkpoint as complete.
     atomic_write_json(tmp / STATE_FILE, state)
     _fsync_tree(tmp)
@@ -253,7 +325,6 @@ def save_checkpoint(
             # Unmark it first: a kill during rmtree must not leave a "complete" checkpoint without weights.
             (old / STATE_FILE).unlink()
             shutil.rmtree(old)
-    return final
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
@@ -271,18 +342,23 @@ def load_training_state(
     """Restore optimizer, scheduler and RNGs in place (every rank); returns trainer_state.json.
 
     A full model is loaded from the checkpoint directory before training starts; a LoRA model's
-    base is loaded from its source and its adapters here (every rank reads the same file).
+    base is loaded from its source and its adapters here (every rank reads the same file). The
+    optimizer of a sharded checkpoint is read shard by shard (each FSDP rank its own), of a
+    consolidated one whole by every rank.
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     if is_peft_model(unwrap_model(model)):
         load_trainable_file(unwrap_model(model), checkpoint)
-    set_optimizer_state_dict(
-        unwrap_model(model),
-        optimizer,
-        optim_state_dict=torch.load(checkpoint / "optimizer.pt", weights_only=True),
-        options=StateDictOptions(full_state_dict=True),
-    )
+    if is_sharded(checkpoint):
+        load_optimizer_shards(model, optimizer, checkpoint)
+    else:
+        set_optimizer_state_dict(
+            unwrap_model(model),
+            optimizer,
+            optim_state_dict=torch.load(checkpoint / "optimizer.pt", weights_only=True),
+            options=StateDictOptions(full_state_dict=True),
+        )
     scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
     if scaler is not None and scaler.is_enabled():
         if not (checkpoint / SCALER_FILE).is_file():

@@ -96,11 +96,17 @@ class DistContext:
 
     # --- the model ----------------------------------------------------------------------------
 
+    def shards_first(self, strategy: str) -> bool:
+        """FSDP under torchrun: the model is built on the meta device, sharded, and only then given
+        memory (this rank's shards) and weights (train/sharded.py): no rank holds the full model
+        on its device, and no rank but 0 holds it anywhere."""
+        return self.active and strategy == "fsdp"
+
     def place(self, model: Any, device: torch.device, strategy: str) -> None:
-        """Put the model on its device, except under FSDP: there `wrap` shards it block by block
-        and fully_shard moves each block to the device only as it shards it, so the accelerator
-        never holds the whole unsharded model (at most one block, unsharded, for a moment)."""
-        if not (self.active and strategy == "fsdp"):
+        """Put the model on its device, except under FSDP: there the model is still on the meta
+        device, and train/sharded.materialise allocates each rank's shards on the device after
+        `wrap` has sharded it."""
+        if not self.shards_first(strategy):
             model.to(device)
 
     def wrap(self, model: Any, strategy: str) -> Any:

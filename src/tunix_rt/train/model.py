@@ -95,8 +95,11 @@ def attention_for(requested: str, device_type: str) -> str:
     return "eager" if device_type == "cpu" else "sdpa"
 
 
-def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int, attention: str) -> Any:
-    """A freshly initialised model of cfg.architecture sized by the cfg fields."""
+def build_scratch_model(
+    cfg: ModelConfig, tokenizer: Any, max_positions: int, attention: str, *, on_meta: bool = False
+) -> Any:
+    """A freshly initialised model of cfg.architecture sized by the cfg fields (`on_meta`: shapes
+    only, no memory and no random numbers drawn, for FSDP to shard before anything is allocated)."""
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config
 
     common = {
@@ -130,7 +133,20 @@ def build_scratch_model(cfg: ModelConfig, tokenizer: Any, max_positions: int, at
             max_position_embeddings=max_positions,
             **common,
         )
+    if on_meta:
+        return empty_model(config, attention)
     return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
+
+
+def empty_model(config: Any, attention: str, trust_remote_code: bool = False) -> Any:
+    """The model `config` describes on the meta device: every parameter and buffer has its shape
+    and dtype (float32, as load_pretrained loads) but no storage. Ties (a tied LM head) hold."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(
+            config, attn_implementation=attention, dtype=torch.float32, trust_remote_code=trust_remote_code
+        )
 
 
 def use_fused_activations(model: Any) -> int:
@@ -165,14 +181,17 @@ def load_pretrained(
     *,
     resolved: ModelSource | None = None,
     log: Any = None,
+    weights: bool = True,
 ) -> tuple[Any, Any]:
     """(tokenizer, model) from the hub, a local directory, a GGUF file or a named model.
 
     Offline misses are explained, no traceback. `source` (a directory) overrides cfg.model_id:
     resume loads from a checkpoint directory. `resolved`: the source the caller already resolved
     (and recorded); resolved here when not given. A GGUF file is converted once, then cached.
+    `weights=False`: the model is built from its config on the meta device and no weight file is
+    read (FSDP ranks that receive their shards from rank 0 or read them from a sharded checkpoint).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if source is not None:
         resolved = ModelSource("local", str(source), str(source))
@@ -186,9 +205,13 @@ def load_pretrained(
         kwargs["local_files_only"] = not hub_reachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            name, attn_implementation=attention, dtype=torch.float32, **kwargs
-        )
+        if weights:
+            model = AutoModelForCausalLM.from_pretrained(
+                name, attn_implementation=attention, dtype=torch.float32, **kwargs
+            )
+        else:
+            config = AutoConfig.from_pretrained(name, **kwargs)
+            model = empty_model(config, attention, cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(
             explain_load_failure(name, resolved.revision, exc, kwargs.get("local_files_only"))
