@@ -56,6 +56,26 @@ def apply_lora(model: Any, cfg: LoraConfig, compute_dtype: torch.dtype | None) -
         peft_model = get_peft_model(model, peft_cfg, autocast_adapter_dtype=True)
     except ValueError as exc:  # e.g. a target module name the model does not have
         raise ModelError(f"lora: {str(exc).splitlines()[0]}") from exc
+    return _trainable_fp32(peft_model)
+
+
+def load_lora(model: Any, adapter_dir: Path, compute_dtype: torch.dtype | None) -> Any:
+    """`model` wrapped with the saved adapter in adapter_dir, trainable, to continue training it:
+    the same dtypes as apply_lora (base frozen in compute_dtype, adapters fp32)."""
+    from peft import PeftModel
+
+    if compute_dtype is not None:
+        model.to(compute_dtype)
+    try:
+        peft_model = PeftModel.from_pretrained(
+            model, adapter_dir, is_trainable=True, autocast_adapter_dtype=True
+        )
+    except (OSError, ValueError, KeyError) as exc:  # no adapter files, or an adapter for another model
+        raise ModelError(f"{adapter_dir}: cannot load the LoRA adapter: {str(exc).splitlines()[0]}") from exc
+    return _trainable_fp32(peft_model)
+
+
+def _trainable_fp32(peft_model: Any) -> Any:
     # autocast_adapter_dtype covers the LoRA matrices; a modules_to_save copy keeps the base dtype.
     for param in peft_model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
