@@ -166,7 +166,7 @@ def _grpo(
             "reference": reference.kind if reference is not None else None,
         },
         lora={
-            **cfg.lora.model_dump(mode="json"), "trainable_parameters": trainable,
+            **cfg.lora.model_dump(mode="json"), **(start.adapter_lora or {}), "trainable_parameters": trainable,
             "adapter": "continued" if start.adapter is not None else "new",
         } if cfg.lora else None,
         tokenizer={"class": type(tokenizer).__name__, "vocab_size": len(tokenizer), "template": template_kind(tokenizer)},
@@ -183,7 +183,9 @@ def _grpo(
         probe_memory(model, tokenizer.pad_token_id, rows, longest_prompt, gcfg, dev.device, dev.compute_dtype)
     )
     if tcfg.eval_set and state.step == 0:
-        _evaluate(req, rec, dev, start.source, model, tokenizer, settings, EVAL_BEFORE_DIR, "eval_before", 0)
+        # The directory the starting policy came from (a continued adapter's: the SFT final model).
+        where = start.adapter.parent if start.adapter is not None else start.source
+        _evaluate(req, rec, dev, where, model, tokenizer, settings, EVAL_BEFORE_DIR, "eval_before", 0)
 
     # 8. The loop: sample, score, update; evidence at logging steps; Ctrl-C stops at a boundary.
     model.train()

@@ -42,6 +42,9 @@ class StartPoint:
     """The LoRA adapter GRPO continues (a LoRA SFT run's final_model/adapter/), else None."""
     base: ModelSource | None = None
     """The model that adapter was trained on (set with `adapter`)."""
+    adapter_lora: dict[str, Any] | None = None
+    """That adapter's LoRA settings as the SFT run recorded them (its `lora:` section), which a
+    continued adapter keeps whatever the config's lora: section defaults to."""
 
     def render_settings(self, tokenizer: Any, system_instruction: str | None) -> dict[str, Any]:
         """The rendering to sample and evaluate with: the saved one, else this config's."""
@@ -93,7 +96,9 @@ def resolve_start(
     recorded = _adapter_record(adapter, run_dir)
     _check_lora_agrees(lora_given, recorded, adapter)
     base = _adapter_base(adapter, run_dir)
-    return StartPoint(source=base.id_or_path, saved_render=saved, adapter=adapter, base=base)
+    return StartPoint(
+        source=base.id_or_path, saved_render=saved, adapter=adapter, base=base, adapter_lora=recorded
+    )
 
 
 def _adapter_record(adapter: Path, run_dir: Path | None) -> dict[str, Any]:
