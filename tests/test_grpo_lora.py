@@ -241,3 +241,35 @@ def test_a_lora_key_contradicting_the_continued_adapter_is_refused(
     with pytest.raises(ConfigError, match=r"grpo\.adapter: new .* needs a lora: section"):
         grpo_recipe.train(_request(tmp_path, data, tmp_path / "r2", grpo={"adapter": "new"}))
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_merged_generation_gives_back_the_exact_weights(digit_model: Path) -> None:
+    import contextlib
+
+    from tunix_rt.rl.sampling import generation_weights
+    from tunix_rt.train.lora import adapters_merged
+
+    _, model = _policy(digit_model)
+    bf16 = apply_lora(copy.deepcopy(model), LoraConfig(r=4), torch.bfloat16)
+    assert isinstance(generation_weights(bf16), contextlib.nullcontext)  # merging would round the update
+    policy = apply_lora(model, LoraConfig(r=4), None).eval()
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    before = {name: t.clone() for name, t in policy.state_dict().items()}
+    ids = torch.arange(4, 40).reshape(2, 18)
+    with torch.no_grad():
+        unmerged = policy(ids).logits
+        with generation_weights(policy):
+            inside = policy.state_dict()
+            assert any(not torch.equal(inside[name], before[name]) for name in before)  # merged
+            merged = policy(ids).logits
+        torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-5)
+        after = policy.state_dict()
+        assert all(torch.equal(after[name], before[name]) for name in before)  # bit for bit
+        torch.testing.assert_close(policy(ids).logits, unmerged, atol=0, rtol=0)
+    # And after an exception inside, too.
+    with pytest.raises(RuntimeError), adapters_merged(policy):
+        raise RuntimeError("generation failed")
+    assert all(torch.equal(policy.state_dict()[name], before[name]) for name in before)

@@ -8,6 +8,7 @@ exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 
 from tunix_rt.eval.generate import Generation, generate
 from tunix_rt.rl.loss import token_logprobs
+from tunix_rt.train.lora import adapters_merged, is_peft_model
 
 
 @dataclass
@@ -35,6 +37,16 @@ class Samples:
     @property
     def stopped(self) -> list[bool]:
         return [g.stopped_at_eos for g in self.generations]
+
+
+def generation_weights(model: Any) -> contextlib.AbstractContextManager[None]:
+    """The weights a step generates with. A LoRA policy on a float32 base: adapters merged for the
+    call (train/lora.adapters_merged; faster on CPU, docs/grpo.md) and restored exactly after. On a
+    bf16 base: unmerged, since merging would round a small adapter update away and the samples
+    would not come from the policy being trained. A plain model: as it is."""
+    if is_peft_model(model) and model.get_base_model().dtype == torch.float32:
+        return adapters_merged(model)
+    return contextlib.nullcontext()
 
 
 def sample_groups(

@@ -21,6 +21,7 @@ from tunix_rt.rl.sampling import (
     Samples,
     batch_from_samples,
     eval_logprobs,
+    generation_weights,
     probe_longest_batch,
     sample_groups,
     sequence_logprobs,
@@ -61,25 +62,26 @@ def sample_and_score(
             top_p=gcfg.top_p, device=device, generator=sampler,
         )  # fmt: skip
 
-    scored = _score(sample(texts), items, texts, rewards, gcfg)
-    g = gcfg.num_generations
-    scored.zero_signal_sampled = int(zero_signal_groups(torch.tensor(scored.totals), g).sum())
-    for _ in range(gcfg.resample_zero_signal):
-        flat = zero_signal_groups(torch.tensor(scored.totals), g).nonzero().flatten().tolist()
-        if not flat:
-            break
-        again = _score(
-            sample([texts[k] for k in flat]),
-            [items[k] for k in flat],
-            [texts[k] for k in flat],
-            rewards,
-            gcfg,
-        )
-        for j, k in enumerate(flat):
-            rows = slice(j * g, (j + 1) * g)
-            if len(set(again.totals[rows])) > 1:
-                _replace_group(scored, again, k * g, rows)
-                scored.resampled_groups += 1
+    with generation_weights(model):  # a LoRA policy may generate merged (rl/sampling.py)
+        scored = _score(sample(texts), items, texts, rewards, gcfg)
+        g = gcfg.num_generations
+        scored.zero_signal_sampled = int(zero_signal_groups(torch.tensor(scored.totals), g).sum())
+        for _ in range(gcfg.resample_zero_signal):
+            flat = zero_signal_groups(torch.tensor(scored.totals), g).nonzero().flatten().tolist()
+            if not flat:
+                break
+            again = _score(
+                sample([texts[k] for k in flat]),
+                [items[k] for k in flat],
+                [texts[k] for k in flat],
+                rewards,
+                gcfg,
+            )
+            for j, k in enumerate(flat):
+                rows = slice(j * g, (j + 1) * g)
+                if len(set(again.totals[rows])) > 1:
+                    _replace_group(scored, again, k * g, rows)
+                    scored.resampled_groups += 1
     return scored
 
 
