@@ -9,6 +9,11 @@ updates on those samples (docs/grpo.md). Knobs: the config's `grpo:` section (rl
 This file is the order things happen in, like recipes/sft.py, over the same components (run record,
 stop signal, device, checkpoints, final model, evaluation) plus rl/ (prompts, rewards, the step's
 arithmetic, its evidence). Single process for now: under torchrun it refuses to start.
+
+With a `lora:` section GRPO trains LoRA adapters exactly as SFT's LoRA path does (train/lora.py:
+frozen base in bf16 where the device runs it, adapters fp32, autocast), fresh on the starting
+model or continuing a LoRA SFT run's adapter (rl/start.py); the KL reference is then no second
+model (rl/reference.py). Without it every parameter is trained in float32.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tunix_rt.eval.runner import evaluate, render_for_eval
 from tunix_rt.evidence import COMPLETIONS, EVAL_BEFORE_DIR, EVAL_DIR, FINAL_MODEL, truncate_jsonl_after
 from tunix_rt.rl import record as rl_record
 from tunix_rt.rl.data import PromptSet, load_prompts, step_prompts
+from tunix_rt.rl.reference import Reference
 from tunix_rt.rl.rewards import Reward, build_rewards, probe_rewards
 from tunix_rt.rl.start import StartPoint, resolve_start
 from tunix_rt.rl.state import GrpoState
@@ -31,6 +37,7 @@ from tunix_rt.train.batching import plan_steps
 from tunix_rt.train.checkpoint import Checkpointer, gather_full_state
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.export import save_final_model
+from tunix_rt.train.lora import apply_lora, load_lora
 from tunix_rt.train.model import count_parameters, load_pretrained
 from tunix_rt.train.optim import build_optimizer, build_scheduler, continue_schedule
 from tunix_rt.train.render import template_kind
@@ -49,9 +56,11 @@ def train(req: TrainRequest) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems[0])
     quiet_library_progress_bars()
-    # 1. Device first (float32: GRPO has no autocast yet, so that is the dtype recorded).
-    float32 = cfg.model_copy(update={"training": cfg.training.model_copy(update={"dtype": "float32"})})
-    dev = resolve_run_device(dist, req.device, float32)
+    # 1. Device first. Full fine-tuning runs float32 (no autocast there yet, so that is the dtype
+    #    recorded); LoRA runs training.dtype as SFT's LoRA does (auto: a bf16 base where the device has it).
+    if cfg.lora is None:
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"dtype": "float32"})})
+    dev = resolve_run_device(dist, req.device, cfg)
     # 2. Prompts, rewards and the starting point, before the run directory exists.
     prompts, rewards, start = check_inputs(cfg, req.dataset)
     # 3. The run directory, as SFT records it.
@@ -68,8 +77,13 @@ def plan_problems(cfg: Config, world_size: int) -> list[str]:
         problems.append("method: recipes.grpo runs configs with method: grpo")
     if cfg.model.init == "scratch":
         problems.append("model.init: GRPO starts from a trained model (a model id, directory or SFT run)")
-    if cfg.training.dtype not in ("float32", "auto"):
-        problems.append(f"training.dtype: GRPO runs in float32 for now, not {cfg.training.dtype}")
+    if cfg.lora is None and cfg.training.dtype not in ("float32", "auto"):
+        problems.append(
+            f"training.dtype: full-parameter GRPO runs in float32 for now, not {cfg.training.dtype} "
+            "(with a lora: section the base may be bfloat16)"
+        )
+    if cfg.lora is not None and cfg.training.dtype in ("float16", "fp16", "half"):
+        problems.append("training.dtype: GRPO has no float16 loss scaler; use bfloat16, float32 or auto")
     if world_size > 1:
         problems.append(
             f"GRPO runs in one process for now, not {world_size}: start it without torchrun / --nproc"
@@ -87,7 +101,10 @@ def check_inputs(cfg: Config, dataset: str) -> tuple[PromptSet, list[Reward], St
     rewards = build_rewards(gcfg.rewards, length_buffer=gcfg.length_buffer)
     first = prompts.items[0]
     probe_rewards(rewards, first.prompt, first.answer, gcfg.max_completion_length)
-    return prompts, rewards, resolve_start(str(cfg.model.model_id), cfg.system_instruction)
+    # The lora: keys the config sets itself: a continued adapter must not contradict them.
+    lora_given = {key: getattr(cfg.lora, key) for key in cfg.lora.model_fields_set} if cfg.lora else None
+    start = resolve_start(str(cfg.model.model_id), cfg.system_instruction, lora_given, gcfg.adapter)
+    return prompts, rewards, start
 
 
 def _grpo(
@@ -106,10 +123,11 @@ def _grpo(
     rec.update_manifest(method="grpo")
 
     # 4. Policy (from the checkpoint on resume), the rendering it is asked with, the frozen reference.
-    tokenizer, model = load_pretrained(cfg.model, dev.attention, source=rec.resume_from or start.source)
-    model.to(dev.device)
+    tokenizer, model = _load_policy(cfg, dev, rec, start)
+    n_params = count_parameters(model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     settings = start.render_settings(tokenizer, cfg.system_instruction)
-    reference = _reference(cfg, dev, start) if gcfg.beta > 0 else None
+    reference = _reference(cfg, dev, start, model) if gcfg.beta > 0 else None
     rendered = [render_for_eval(item.prompt, tokenizer, settings) for item in prompts.items]
     longest_prompt = max(len(encode_prompt(tokenizer, text)) for text in rendered)
     log.info(
@@ -144,9 +162,14 @@ def _grpo(
         dataset={"spec": req.dataset, "path": str(prompts.path), "sha256": prompts.sha256, "count": len(prompts.items)},
         model={
             "id": cfg.model.model_id, "source": start.source, "architecture": type(model).__name__,
-            "parameters": count_parameters(model), "dtype": dev.dtype_name,
-            "reference": "starting model, frozen" if reference is not None else None,
+            "parameters": n_params, "trainable_parameters": trainable, "dtype": dev.dtype_name,
+            "adapter": str(start.adapter) if start.adapter is not None else None,
+            "reference": reference.kind if reference is not None else None,
         },
+        lora={
+            **cfg.lora.model_dump(mode="json"), **(start.adapter_lora or {}), "trainable_parameters": trainable,
+            "adapter": "continued" if start.adapter is not None else "new",
+        } if cfg.lora else None,
         tokenizer={"class": type(tokenizer).__name__, "vocab_size": len(tokenizer), "template": template_kind(tokenizer)},
         plan={
             "prompts_per_step": tcfg.batch_size, "num_generations": gcfg.num_generations,
@@ -157,9 +180,13 @@ def _grpo(
 
     # 7. The largest batch first (every start), then eval before training (a fresh run only).
     rows = tcfg.batch_size * gcfg.num_generations
-    log.info(probe_memory(model, tokenizer.pad_token_id, rows, longest_prompt, gcfg, dev.device))
+    log.info(
+        probe_memory(model, tokenizer.pad_token_id, rows, longest_prompt, gcfg, dev.device, dev.compute_dtype)
+    )
     if tcfg.eval_set and state.step == 0:
-        _evaluate(req, rec, dev, start.source, model, tokenizer, settings, EVAL_BEFORE_DIR, "eval_before", 0)
+        # The directory the starting policy came from (a continued adapter's: the SFT final model).
+        where = start.adapter.parent if start.adapter is not None else start.source
+        _evaluate(req, rec, dev, where, model, tokenizer, settings, EVAL_BEFORE_DIR, "eval_before", 0)
 
     # 8. The loop: sample, score, update; evidence at logging steps; Ctrl-C stops at a boundary.
     model.train()
@@ -172,7 +199,7 @@ def _grpo(
         generated = time.perf_counter()
         parts, grad_norm = policy_update(
             model, reference, optimizer, scheduler, scored, gcfg, tcfg.max_grad_norm,
-            tokenizer.pad_token_id, dev.device,
+            tokenizer.pad_token_id, dev.device, dev.compute_dtype,
         )  # fmt: skip
         updated = time.perf_counter()
         state.step += 1
@@ -197,9 +224,12 @@ def _grpo(
     stop.disarm()
     checkpoints.save(state, "final")
 
-    # 9. The final model, saved with the rendering it was trained under.
+    # 9. The final model, saved with the rendering it was trained under (LoRA: merged, and the
+    #    adapter alone in final_model/adapter/, as SFT writes them; the reference's copy left out).
+    if reference is not None:
+        reference.release()
     final_dir = req.output / FINAL_MODEL
-    full_state, _ = gather_full_state(model)
+    full_state = gather_full_state(model)[0] if cfg.lora is None else None
     save_final_model(model, full_state, tokenizer, final_dir, settings["system_instruction"])
     summary = rl_record.summary(state)
     rec.update_manifest(summary=summary)
@@ -216,14 +246,34 @@ def _grpo(
     return summary
 
 
-def _reference(cfg: Any, dev: RunDevice, start: StartPoint) -> Any:
-    """The starting model, frozen: loaded from the source again (also on resume, when the policy
-    comes from a checkpoint). With LoRA it will be the base with adapters disabled instead."""
-    _, reference = load_pretrained(cfg.model, dev.attention, source=start.source)
-    reference.to(dev.device).eval()
-    for param in reference.parameters():
-        param.requires_grad_(False)
-    return reference
+def _load_policy(cfg: Config, dev: RunDevice, rec: record.RunRecord, start: StartPoint) -> tuple[Any, Any]:
+    """(tokenizer, policy) on the device. Full fine-tuning: the checkpoint on resume, else the start.
+    LoRA, as SFT's LoRA path: the base in the compute dtype with fresh adapters, or with the LoRA
+    SFT run's adapter continued; on resume the checkpoint's adapters replace them (Checkpointer.restore)."""
+    if cfg.lora is None:
+        tokenizer, model = load_pretrained(cfg.model, dev.attention, source=rec.resume_from or start.source)
+        return tokenizer, model.to(dev.device)
+    if start.adapter is not None:
+        rec.log.info(f"LoRA: continuing the adapter {start.adapter} on its base {start.source}")
+        tokenizer, base = load_pretrained(cfg.model, dev.attention, resolved=start.base, log=rec.log)
+        model = load_lora(base.to(dev.device), start.adapter, dev.compute_dtype)
+    else:
+        tokenizer, base = load_pretrained(cfg.model, dev.attention, source=start.source)
+        model = apply_lora(base.to(dev.device), cfg.lora, dev.compute_dtype)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    rec.log.info(f"LoRA: {trainable:,} trainable parameters, base in {dev.dtype_name}")
+    return tokenizer, model
+
+
+def _reference(cfg: Config, dev: RunDevice, start: StartPoint, policy: Any) -> Reference:
+    """The starting model, never trained. Full fine-tuning: loaded from the source again (also on
+    resume, when the policy comes from a checkpoint). LoRA: no second model (rl/reference.py)."""
+    if cfg.lora is None:
+        _, reference = load_pretrained(cfg.model, dev.attention, source=start.source)
+        return Reference.frozen_copy(reference.to(dev.device))
+    if start.adapter is not None:
+        return Reference.starting_adapter(policy, start.adapter)
+    return Reference.adapters_off(policy)
 
 
 def _evaluate(

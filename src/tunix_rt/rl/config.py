@@ -63,6 +63,11 @@ class GrpoConfig(BaseModel):
     """Extra sampling rounds for groups whose rewards are all equal (they carry no gradient): each
     round samples such groups again, and a group that gets a spread is used. 0 = off; zero-signal
     groups are counted in metrics either way."""
+    adapter: Literal["continue", "new"] = "continue"
+    """With a `lora:` section and a LoRA SFT run as model.model_id (its final_model/adapter/ exists):
+    continue training that adapter on the base it was trained on (continue), or put fresh adapters
+    on the run's merged final_model/ (new). Continuing is what passing an adapter run means; the KL
+    reference (beta > 0) is then the SFT policy, a frozen copy of the starting adapter (docs/grpo.md)."""
     log_completions: bool = True
     """Append every logged step's completions (prompt id, text, each reward) to completions.jsonl."""
 

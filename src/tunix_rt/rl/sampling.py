@@ -8,6 +8,7 @@ exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 
 from tunix_rt.eval.generate import Generation, generate
 from tunix_rt.rl.loss import token_logprobs
+from tunix_rt.train.lora import adapters_merged, is_peft_model
 
 
 @dataclass
@@ -35,6 +37,16 @@ class Samples:
     @property
     def stopped(self) -> list[bool]:
         return [g.stopped_at_eos for g in self.generations]
+
+
+def generation_weights(model: Any) -> contextlib.AbstractContextManager[None]:
+    """The weights a step generates with. A LoRA policy on a float32 base: adapters merged for the
+    call (train/lora.adapters_merged; faster on CPU, docs/grpo.md) and restored exactly after. On a
+    bf16 base: unmerged, since merging would round a small adapter update away and the samples
+    would not come from the policy being trained. A plain model: as it is."""
+    if is_peft_model(model) and model.get_base_model().dtype == torch.float32:
+        return adapters_merged(model)
+    return contextlib.nullcontext()
 
 
 def sample_groups(
@@ -99,13 +111,38 @@ def batch_from_samples(samples: Samples, pad_id: int, device: torch.device) -> U
     )
 
 
-def sequence_logprobs(model: Any, batch: UpdateBatch) -> torch.Tensor:
-    """log p(target) at every position [B, L - 1] (mask them with batch.mask)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+def sequence_logprobs(
+    model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """log p(target) at every position [B, L - 1] (mask them with batch.mask), in float32.
+
+    compute_dtype: the autocast dtype (a LoRA run's bf16 base, as SFT trains it), None for float32.
+    """
+    device_type = batch.input_ids.device.type
+    enabled = compute_dtype is not None
+    with torch.autocast(device_type, dtype=compute_dtype or torch.float32, enabled=enabled):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
     return token_logprobs(logits[:, :-1], batch.targets)
 
 
-def probe_longest_batch(model: Any, rows: int, length: int, pad_id: int, device: torch.device) -> None:
+def eval_logprobs(model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """sequence_logprobs without dropout (the policy as it sampled, or the frozen reference)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return sequence_logprobs(model, batch, compute_dtype)
+    finally:
+        model.train(was_training)
+
+
+def probe_longest_batch(
+    model: Any,
+    rows: int,
+    length: int,
+    pad_id: int,
+    device: torch.device,
+    compute_dtype: torch.dtype | None = None,
+) -> None:
     """One forward + backward at the largest shape the run can reach (every row at max prompt +
     max_completion_length), so an out-of-memory error comes before step 1, not hours later.
 
@@ -120,7 +157,7 @@ def probe_longest_batch(model: Any, rows: int, length: int, pad_id: int, device:
             batch = UpdateBatch(
                 ids, torch.ones_like(ids), ids[:, 1:], torch.ones(rows, length - 1, device=device)
             )
-            sequence_logprobs(model, batch).sum().backward()
+            sequence_logprobs(model, batch, compute_dtype).sum().backward()
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)

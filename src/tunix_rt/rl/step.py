@@ -15,10 +15,13 @@ from tunix_rt.eval.score import score
 from tunix_rt.rl.config import GrpoConfig
 from tunix_rt.rl.data import PromptItem
 from tunix_rt.rl.loss import LossParts, group_advantages, grpo_loss, zero_signal_groups
+from tunix_rt.rl.reference import Reference
 from tunix_rt.rl.rewards import Reward, score_completions
 from tunix_rt.rl.sampling import (
     Samples,
     batch_from_samples,
+    eval_logprobs,
+    generation_weights,
     probe_longest_batch,
     sample_groups,
     sequence_logprobs,
@@ -59,25 +62,26 @@ def sample_and_score(
             top_p=gcfg.top_p, device=device, generator=sampler,
         )  # fmt: skip
 
-    scored = _score(sample(texts), items, texts, rewards, gcfg)
-    g = gcfg.num_generations
-    scored.zero_signal_sampled = int(zero_signal_groups(torch.tensor(scored.totals), g).sum())
-    for _ in range(gcfg.resample_zero_signal):
-        flat = zero_signal_groups(torch.tensor(scored.totals), g).nonzero().flatten().tolist()
-        if not flat:
-            break
-        again = _score(
-            sample([texts[k] for k in flat]),
-            [items[k] for k in flat],
-            [texts[k] for k in flat],
-            rewards,
-            gcfg,
-        )
-        for j, k in enumerate(flat):
-            rows = slice(j * g, (j + 1) * g)
-            if len(set(again.totals[rows])) > 1:
-                _replace_group(scored, again, k * g, rows)
-                scored.resampled_groups += 1
+    with generation_weights(model):  # a LoRA policy may generate merged (rl/sampling.py)
+        scored = _score(sample(texts), items, texts, rewards, gcfg)
+        g = gcfg.num_generations
+        scored.zero_signal_sampled = int(zero_signal_groups(torch.tensor(scored.totals), g).sum())
+        for _ in range(gcfg.resample_zero_signal):
+            flat = zero_signal_groups(torch.tensor(scored.totals), g).nonzero().flatten().tolist()
+            if not flat:
+                break
+            again = _score(
+                sample([texts[k] for k in flat]),
+                [items[k] for k in flat],
+                [texts[k] for k in flat],
+                rewards,
+                gcfg,
+            )
+            for j, k in enumerate(flat):
+                rows = slice(j * g, (j + 1) * g)
+                if len(set(again.totals[rows])) > 1:
+                    _replace_group(scored, again, k * g, rows)
+                    scored.resampled_groups += 1
     return scored
 
 
@@ -111,7 +115,7 @@ def _replace_group(scored: Scored, again: Scored, start: int, rows: slice) -> No
 
 def policy_update(
     model: Any,
-    reference: Any,
+    reference: Reference | None,
     optimizer: Any,
     scheduler: Any,
     scored: Scored,
@@ -119,12 +123,14 @@ def policy_update(
     max_grad_norm: float | None,
     pad_id: int,
     device: torch.device,
+    compute_dtype: torch.dtype | None = None,
 ) -> tuple[LossParts, float]:
     """num_iterations clipped-surrogate updates on one batch of samples; (last loss parts, grad norm).
 
     Old log-probs: with one iteration the current ones, detached (ratio 1, as TRL does); with more,
     computed once before the first update, so later iterations are measured against the policy
-    that sampled. The reference's log-probs are computed once too.
+    that sampled. The reference's log-probs are computed once too (rl/reference.py).
+    compute_dtype: the autocast dtype of a LoRA run's bf16 base; None runs float32.
     """
     batch = batch_from_samples(scored.samples, pad_id, device)
     advantages, _ = group_advantages(
@@ -132,11 +138,11 @@ def policy_update(
     )
     advantages = advantages.to(device)
     with torch.no_grad():
-        old = _eval_logprobs(model, batch) if gcfg.num_iterations > 1 else None
-        ref = _eval_logprobs(reference, batch) if reference is not None else None
+        old = eval_logprobs(model, batch, compute_dtype) if gcfg.num_iterations > 1 else None
+    ref = reference.logprobs(batch, compute_dtype) if reference is not None else None
     parts, grad_norm = None, 0.0
     for _ in range(gcfg.num_iterations):
-        logps = sequence_logprobs(model, batch)
+        logps = sequence_logprobs(model, batch, compute_dtype)
         parts = grpo_loss(
             logps, old if old is not None else logps.detach(), advantages, batch.mask,
             epsilon=gcfg.epsilon, beta=gcfg.beta, ref_logps=ref,
@@ -153,18 +159,14 @@ def policy_update(
     return parts, grad_norm
 
 
-def _eval_logprobs(model: Any, batch: Any) -> torch.Tensor:
-    """Log-probs without dropout (the policy as it sampled, or the frozen reference)."""
-    was_training = model.training
-    model.eval()
-    try:
-        return sequence_logprobs(model, batch)
-    finally:
-        model.train(was_training)
-
-
 def probe_memory(
-    model: Any, pad_id: int, rows: int, longest_prompt: int, gcfg: GrpoConfig, device: torch.device
+    model: Any,
+    pad_id: int,
+    rows: int,
+    longest_prompt: int,
+    gcfg: GrpoConfig,
+    device: torch.device,
+    compute_dtype: torch.dtype | None = None,
 ) -> str:
     """The largest batch first: positions the model cannot hold, or memory it lacks, fail now."""
     length = longest_prompt + gcfg.max_completion_length
@@ -175,7 +177,7 @@ def probe_memory(
             f"{gcfg.max_completion_length} completion tokens = {length} exceeds the model's {limit} positions"
         )
     try:
-        probe_longest_batch(model, rows, length, pad_id, device)
+        probe_longest_batch(model, rows, length, pad_id, device, compute_dtype)
     except torch.OutOfMemoryError as exc:
         raise TrainingError(
             f"out of memory at the largest batch this run reaches ({rows} rows x {length} tokens); lower "

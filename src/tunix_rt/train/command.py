@@ -179,14 +179,19 @@ def _dry_run_grpo(config: Config, dataset: str, output: Path, device: str | None
             else str(exc)
         )
         print(f"model: {start.source} — not available here (see blockers)")
+    if config.lora is not None and start.adapter is not None:
+        print(f"lora: continuing the adapter {start.adapter} (its own r, alpha and targets) on its base")
+    elif config.lora is not None:
+        print(
+            f"lora: fresh adapters, r {config.lora.r}, alpha {config.lora.alpha}, {config.lora.target_modules}"
+        )
     render = start.saved_render or {
         "system_instruction": config.system_instruction,
         "template": "the tokenizer's",
     }
     print(f"rendering: {render['template']} template, system_instruction {render['system_instruction']!r}")
-    print(
-        f"device: {_plan_device(device or tcfg.device, 'float32', config.model.attn_implementation, blockers)}"
-    )
+    dtype = "float32" if config.lora is None else tcfg.dtype  # LoRA runs training.dtype, as SFT's LoRA
+    print(f"device: {_plan_device(device or tcfg.device, dtype, config.model.attn_implementation, blockers)}")
     per_epoch, total = plan_steps(len(prompts.items), tcfg.batch_size, tcfg.max_steps, tcfg.num_epochs)
     print(
         f"steps: {total} ({total / per_epoch:.2f} epochs of {per_epoch} steps); {tcfg.batch_size} prompts x "

@@ -15,7 +15,9 @@ the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,26 @@ def apply_lora(model: Any, cfg: LoraConfig, compute_dtype: torch.dtype | None) -
         peft_model = get_peft_model(model, peft_cfg, autocast_adapter_dtype=True)
     except ValueError as exc:  # e.g. a target module name the model does not have
         raise ModelError(f"lora: {str(exc).splitlines()[0]}") from exc
+    return _trainable_fp32(peft_model)
+
+
+def load_lora(model: Any, adapter_dir: Path, compute_dtype: torch.dtype | None) -> Any:
+    """`model` wrapped with the saved adapter in adapter_dir, trainable, to continue training it:
+    the same dtypes as apply_lora (base frozen in compute_dtype, adapters fp32)."""
+    from peft import PeftModel
+
+    if compute_dtype is not None:
+        model.to(compute_dtype)
+    try:
+        peft_model = PeftModel.from_pretrained(
+            model, adapter_dir, is_trainable=True, autocast_adapter_dtype=True
+        )
+    except (OSError, ValueError, KeyError) as exc:  # no adapter files, or an adapter for another model
+        raise ModelError(f"{adapter_dir}: cannot load the LoRA adapter: {str(exc).splitlines()[0]}") from exc
+    return _trainable_fp32(peft_model)
+
+
+def _trainable_fp32(peft_model: Any) -> Any:
     # autocast_adapter_dtype covers the LoRA matrices; a modules_to_save copy keeps the base dtype.
     for param in peft_model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
@@ -129,6 +151,30 @@ def save_final(model: Any, tokenizer: Any, final_dir: Path, dtype: torch.dtype =
     merged = merged_copy(model, dtype)
     merged.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
+
+
+@contextlib.contextmanager
+def adapters_merged(model: Any) -> Iterator[None]:
+    """Inside: the adapters merged into the base weights, so a forward (generation) runs as a plain
+    model without the adapters' extra matmuls per layer. After: the base weights restored bit for
+    bit from a copy taken before merging (unmerging by subtraction gives them back only up to
+    rounding), and the adapters, which merging only reads, untouched. Costs one transient copy of
+    the adapted weights. Only for a float32 base: merged into bf16 weights, a small adapter update
+    would be rounded away and generation would not sample the policy being trained.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    kept = [layer.get_base_layer().weight.detach().clone() for layer in layers]
+    with torch.no_grad():
+        model.merge_adapter()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            model.unmerge_adapter()
+            for layer, weight in zip(layers, kept, strict=True):
+                layer.get_base_layer().weight.copy_(weight)
 
 
 def enable_gradient_checkpointing(model: Any) -> None:
