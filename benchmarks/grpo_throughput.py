@@ -112,7 +112,14 @@ def step_order(fixture: GrpoFixture, setup: Setup) -> list[dict[str, Any]]:
         raise RuntimeError(f"{fixture.rendered} does not follow {fixture.prompts}; rebuild the fixture")
     rows = []
     for step in range(setup.steps):
-        rows += [rendered[k] for k in step_prompts(items, step, setup.prompts_per_step, SEED)]
+        chosen = step_prompts(items, step, setup.prompts_per_step, SEED)
+        if len(chosen) != setup.prompts_per_step:
+            # tunix-rt's last step of an epoch takes the remainder; TRL's sampler cannot match that.
+            raise ValueError(
+                f"step {step + 1} would take {len(chosen)} of {len(items)} prompts, not {setup.prompts_per_step}: "
+                "the prompt count must be a multiple of the prompts per step"
+            )
+        rows += [rendered[k] for k in chosen]
     return rows
 
 
