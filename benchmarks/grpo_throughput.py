@@ -303,6 +303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--steps", type=int, default=None, help="GRPO steps per contender (default 10, tiny 3)"
     )
+    parser.add_argument(
+        "--sft-epochs",
+        type=int,
+        default=None,
+        help="warm-start SFT epochs of the fixture model (default 3, tiny 0)",
+    )
     parser.add_argument("--prompts-per-step", type=int, default=None, help="prompts per step (default 8)")
     parser.add_argument("--num-generations", type=int, default=None, help="G (default 8)")
     parser.add_argument("--max-completion-length", type=int, default=None, help="(default 96)")
@@ -365,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir, env, machine = start_session(args, "tunix-rt-bench-grpo")
     machine["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
     size = TINY_SIZE if args.tiny else FULL_SIZE
+    if args.sft_epochs is not None:
+        size = replace(size, sft_epochs=args.sft_epochs)
     fixture = build_grpo_fixture(workdir, size, env, args, model=args.model)
     setup = args.setup
     print(f"fixture: {fixture.path} ({fixture.model_name}, {fixture.params / 1e6:.2f}M params, "
