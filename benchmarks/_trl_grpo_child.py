@@ -135,12 +135,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     logs = [r for r in trainer.state.log_history if "reward" in r]
     steps = []
     for k, (stamp, log) in enumerate(zip(stamps, logs, strict=True), start=1):
-        step_s = stamp["end"] - stamp["begin"]
+        step_s, sample_s = round(stamp["end"] - stamp["begin"], 4), round(stamp["sample"], 4)
         steps.append({
             "step": k,
-            "step_s": round(step_s, 4),
-            "generation_s": round(stamp["sample"], 4),
-            "update_s": round(step_s - stamp["sample"], 4),
+            "step_s": step_s,
+            "generation_s": sample_s,
+            "update_s": round(step_s - sample_s, 4),
             "generated_tokens": round(log["completions/mean_length"] * prompts_per_step * g),
             "completion_length_mean": log["completions/mean_length"],
             "reward_mean": log["reward"],
