@@ -311,9 +311,11 @@ def run_hf(
 
 
 def launch_hf(
-    name: str, spec: dict[str, Any], workdir: Path, env: dict[str, str], args: argparse.Namespace
+    name: str, spec: dict[str, Any], workdir: Path, env: dict[str, str], args: argparse.Namespace,
+    script: Path = HERE / "_hf_child.py",
 ) -> dict[str, Any]:  # fmt: skip
-    """benchmarks/_hf_child.py with `spec` in a child process; the row holds the result it writes."""
+    """`script` (benchmarks/_hf_child.py unless said) with `spec` in a child process; the row holds
+    the result JSON it writes."""
     child_dir = workdir / "hf" / name
     child_dir.mkdir(parents=True, exist_ok=True)
     result_path = child_dir / "result.json"
@@ -321,7 +323,7 @@ def launch_hf(
     spec = {"contender": name, "workdir": str(child_dir), "result": str(result_path), **spec}
     spec_path = child_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
-    command = [sys.executable, str(HERE / "_hf_child.py"), str(spec_path)]
+    command = [sys.executable, str(script), str(spec_path)]
     proc = run_child(command, env, workdir / "logs" / f"{name}.log", args.timeout)
     row: dict[str, Any] = {"contender": name, "command": " ".join(command), **proc}
     if not result_path.is_file():
