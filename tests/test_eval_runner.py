@@ -9,6 +9,7 @@ import pytest
 
 from helpers_models import make_tiny_model_dir
 from tunix_rt.cli import main
+from tunix_rt.device.preflight import resolve_device
 from tunix_rt.errors import ModelError
 from tunix_rt.eval import generate as generate_module
 from tunix_rt.eval.generate import Generation
@@ -62,8 +63,46 @@ def test_evaluate_writes_predictions_and_summary(run_dir: Path, eval_file: Path,
     assert set(card["section_scores"]) == {"core", "trace_sensitive"}
     gen = summary["generation"]
     assert gen["tokens"] == sum(r["n_tokens"] for r in rows) and gen["tokens"] > 0
-    assert (gen["batch_size"], gen["max_new_tokens"], gen["device"], gen["dtype"]) == (2, 8, "cpu", "float32")
+    # auto: bf16 where this CPU has native bf16 (AVX512-BF16/AMX), float32 elsewhere.
+    auto = "bfloat16" if resolve_device("cpu").bf16 else "float32"
+    assert (gen["batch_size"], gen["max_new_tokens"], gen["device"], gen["dtype"]) == (2, 8, "cpu", auto)
     assert gen["tokens_per_sec"] > 0 and "evaluated_at" in summary
+
+
+def test_float32_evaluation_is_batch_invariant_and_recorded(
+    run_dir: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    one = evaluate(run_dir, str(eval_file), tmp_path / "one", device="cpu", batch_size=1, max_new_tokens=8,
+                   dtype="float32")  # fmt: skip
+    three = evaluate(run_dir, str(eval_file), tmp_path / "three", device="cpu", batch_size=3, max_new_tokens=8,
+                     dtype="float32")  # fmt: skip
+    assert one["generation"]["dtype"] == three["generation"]["dtype"] == "float32"
+    rows = [(tmp_path / d / "predictions.jsonl").read_text() for d in ("one", "three")]
+    assert rows[0] == rows[1]
+
+
+def test_an_in_memory_model_is_evaluated_as_a_cast_copy_and_left_unchanged(
+    run_dir: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "final_model", dtype=torch.float32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    as_is = evaluate(run_dir, str(eval_file), tmp_path / "a", model_obj=model, batch_size=3, max_new_tokens=8)
+    assert as_is["generation"]["dtype"] == "float32"  # no dtype given: the model as it is
+    if not resolve_device("cpu").bf16:
+        pytest.skip("this CPU has no native bf16: auto is float32, nothing to cast")
+    cast = evaluate(run_dir, str(eval_file), tmp_path / "b", model_obj=model, batch_size=3, max_new_tokens=8,
+                    dtype="auto")  # fmt: skip
+    loaded = evaluate(run_dir, str(eval_file), tmp_path / "c", device="cpu", batch_size=3, max_new_tokens=8)
+    assert cast["generation"]["dtype"] == loaded["generation"]["dtype"] == "bfloat16"
+    # The copy generates exactly as the bf16 model loaded from disk does; the caller's model is untouched.
+    assert (tmp_path / "b" / "predictions.jsonl").read_text() == (
+        tmp_path / "c" / "predictions.jsonl"
+    ).read_text()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_scoring_and_render_settings(

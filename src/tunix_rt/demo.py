@@ -60,11 +60,11 @@ def _second_eval_set(config: Config, output: Path) -> list[dict[str, Any]]:
     settings = {"batch_size": tcfg.eval_batch_size, "max_new_tokens": tcfg.eval_max_new_tokens}
     print(f"tunix-rt demo: scoring the base model and the trained one on {SECOND_EVAL_SET}")
     after = evaluate(output, SECOND_EVAL_SET, output / f"eval-{SECOND_EVAL_SET}", **settings)
-    tokenizer, base = load_pretrained(config.model, "eager")
+    tokenizer, base = load_pretrained(config.model, "sdpa")
     before = evaluate(
         str(config.model.model_id), SECOND_EVAL_SET, output / f"eval_before-{SECOND_EVAL_SET}",
         model_obj=base.eval(), tokenizer=tokenizer,
-        render_settings=render_settings(tokenizer, config.system_instruction), **settings,
+        render_settings=render_settings(tokenizer, config.system_instruction), dtype="auto", **settings,
     )  # fmt: skip
     return [{"before": headline(before, SECOND_EVAL_SET), "after": headline(after, SECOND_EVAL_SET)}]
 

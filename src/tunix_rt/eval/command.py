@@ -54,6 +54,7 @@ def eval_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         limit=args.limit,
+        dtype=args.dtype,
     )
     print(format_summary(summary, output))
     return 0

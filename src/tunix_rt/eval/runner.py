@@ -99,19 +99,21 @@ def _resolve_device(requested: str) -> tuple[str, Any]:
     return choice.device, choice
 
 
-def _dtype_for(choice: Any) -> str:
-    """float32 on CPU, bf16 where the accelerator has it, else float32.
+def eval_dtype(choice: Any, requested: str = "auto") -> str:
+    """The dtype evaluation generates in: auto is bf16 where the device has native bf16 (a GPU from
+    sm_80, a CPU with AVX512-BF16 or AMX), else float32; float16 is never chosen for you, since
+    some models (Gemma) overflow in it.
 
-    CPU stays fp32: bf16 rounds differently at different batch shapes, which would break "batched
-    == one at a time", and CPU decoding is not worth that. float16 is avoided because some models
-    (Gemma) overflow in it; fp32 only costs speed.
+    bf16 on CPU because decoding is most of an evaluation's time and it is twice as fast: SmolLM2-135M,
+    64 prompts x 72 tokens, 2-core AMD EPYC (avx512_bf16): 298 tok/s in bf16 against 142 in float32
+    (benchmarks/eval_generation.py). Its cost: bf16 rounds differently at different batch shapes, so a
+    row's tokens can depend on the batch it sat in. The dtype and batch size are recorded in
+    eval_summary.json; `tunix-rt eval --dtype float32` gives batch-invariant output.
     """
     from tunix_rt.device.preflight import choose_dtype
 
-    if choice.type == "cpu":
-        return "float32"
-    dtype = choose_dtype(choice, "auto")
-    return "float32" if dtype == "float16" else dtype
+    dtype = choose_dtype(choice, requested)
+    return "float32" if dtype == "float16" and requested == "auto" else dtype
 
 
 def load_model(model_dir: Path, device: str, dtype: str) -> tuple[Any, Any]:
@@ -149,6 +151,7 @@ def evaluate(
     model_obj: Any = None,
     tokenizer: Any = None,
     render_settings: dict[str, Any] | None = None,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
     """Generate and score every item; write OUTPUT/predictions.jsonl and OUTPUT/eval_summary.json.
 
@@ -158,6 +161,9 @@ def evaluate(
     evaluates its final_model/ exactly as `tunix-rt eval` does, so the two scores are the same number.
     render_settings: how to ask ({"template", "system_instruction"}): a recipe passes the rendering it
     trains with (eval before training, GRPO); default: the model directory's saved settings.
+    dtype: auto | float32 | bfloat16 (see `eval_dtype`); None means auto for a model loaded here and
+    "as it is" for model_obj. Given with model_obj, a copy in that dtype is evaluated when the model's
+    differs, so "before training" generates exactly as the loaded final_model/ will after it.
     """
     from tunix_rt.eval.generate import generate
 
@@ -173,12 +179,11 @@ def evaluate(
 
     if model_obj is None:
         device_str, choice = _resolve_device(device)
-        dtype = _dtype_for(choice)
+        dtype = eval_dtype(choice, dtype or "auto")
         model_obj, loaded_tokenizer = load_model(model_dir, device_str, dtype)
         tokenizer = loaded_tokenizer if tokenizer is None else tokenizer
     else:
-        first = next(model_obj.parameters())
-        device_str, dtype = str(first.device), str(first.dtype).removeprefix("torch.")
+        model_obj, device_str, dtype = _in_eval_dtype(model_obj, dtype)
         if tokenizer is None:
             tokenizer = load_model_tokenizer(model_dir)
 
@@ -237,6 +242,28 @@ def evaluate(
     atomic_write_text(output / PREDICTIONS_FILE, lines)
     atomic_write_json(output / EVAL_SUMMARY_FILE, summary)
     return summary
+
+
+def _in_eval_dtype(model: Any, requested: str | None) -> tuple[Any, str, str]:
+    """(model, device, dtype) for an in-memory model: as it is, or a copy in the eval dtype with the
+    attention `load_model` gives (sdpa where the architecture has it), so it generates as final_model/
+    loaded from disk does. The caller's model (e.g. the one about to train) is never changed."""
+    import copy
+
+    import torch
+
+    first = next(model.parameters())
+    device_str, dtype = str(first.device), str(first.dtype).removeprefix("torch.")
+    if requested is None:
+        return model, device_str, dtype
+    wanted = eval_dtype(_resolve_device(device_str)[1], requested)
+    attention = "sdpa" if getattr(model, "_supports_sdpa", False) else None
+    if wanted == dtype and attention in (None, model.config._attn_implementation):
+        return model, device_str, dtype
+    evaluated = copy.deepcopy(model).to(getattr(torch, wanted))
+    if attention is not None:
+        evaluated.set_attn_implementation(attention)
+    return evaluated, device_str, wanted
 
 
 def load_model_tokenizer(model_dir: Path) -> Any:

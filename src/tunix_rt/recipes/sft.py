@@ -547,6 +547,7 @@ def _eval_before(
                 model_obj=model,
                 tokenizer=tokenizer,
                 render_settings=render_settings(tokenizer, req.config.system_instruction),
+                dtype="auto",  # the dtype final_model/ is evaluated in after training
             ),
         )
         head = record_before(rec.run, rec.log, result, tcfg.eval_set) if result is not None else None
