@@ -105,7 +105,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         log_completions=False,
         use_cpu=True,
         use_vllm=False,
-        bf16=False,
+        bf16=bool(spec.get("bf16")),  # autocast; the weights stay float32, as tunix-rt's
         fp16=False,
         dataloader_num_workers=0,
         **_no_checkpointing(GRPOConfig),
@@ -152,7 +152,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "train_runtime_s": round(float(output.metrics["train_runtime"]), 3),
         "global_step": int(trainer.state.global_step),
-        "dtype": "float32",
+        "dtype": "bfloat16" if args.bf16 else "float32",
         "threads": torch.get_num_threads(),
         "settings": {
             "trainer": "trl.GRPOTrainer",

@@ -9,8 +9,9 @@ with the same thread count, starting model, prompts *in the same order* (step k 
 tunix-rt's rl.data.step_prompts picks; TRL gets them pre-ordered with shuffle_dataset=False), G,
 max_completion_length, temperature 1.0, top_p 1.0 (top_k off), prompts per step, learning rate
 (constant, no warmup), AdamW, max_grad_norm, beta 0 (no reference model), epsilon, num_iterations 1,
-per-token loss aggregation (DAPO), group-std-scaled advantages, float32 on both sides (tunix-rt's
-GRPO has no autocast yet, so TRL runs with bf16=False), no vLLM, and one reward: correctness by
+per-token loss aggregation (DAPO), group-std-scaled advantages, float32 weights on both sides,
+run under bf16 autocast where the CPU has native bf16 (tunix-rt's dtype auto, TRL's bf16=True, the
+default of its config) or in float32 (the -fp32 rows), no vLLM, and one reward: correctness by
 tunix-rt's scorer (tunix_rt.eval.score.score) on the completion, so the rewards mean the same.
 
 Contenders:
@@ -76,11 +77,17 @@ from train_throughput import (
 
 TARGET = 1.5  # issue 16: at least 1.5x TRL's steps per second on CPU, with matching reward curves
 OURS, TRL = "tunix-rt-grpo", "trl-grpo"
+# auto: bf16 autocast where the CPU has AVX512-BF16/AMX (tunix-rt's dtype auto; TRL's bf16=True,
+# its GRPOConfig default on such a machine), float32 elsewhere; the -fp32 rows force float32.
 CONTENDERS = {
     c.name: c
     for c in [
-        Contender(OURS, "tunix", "float32", description="tunix-rt CLI, method: grpo"),
-        Contender(TRL, "trl", "float32", description="TRL GRPOTrainer, transformers generate"),
+        Contender(OURS, "tunix", "auto", description="tunix-rt CLI, method: grpo, dtype auto"),
+        Contender(f"{OURS}-fp32", "tunix", "float32", description="tunix-rt CLI, method: grpo, float32"),
+        Contender(
+            TRL, "trl", "auto", description="TRL GRPOTrainer, transformers generate, bf16 where native"
+        ),
+        Contender(f"{TRL}-fp32", "trl", "float32", description="TRL GRPOTrainer, bf16=False"),
     ]
 }
 LEARNING_RATE = 5e-5
@@ -126,14 +133,21 @@ def step_order(fixture: GrpoFixture, setup: Setup) -> list[dict[str, Any]]:
 # --- contenders ----------------------------------------------------------------------------------
 
 
+def native_bf16() -> bool:
+    from tunix_rt.device.preflight import resolve_device
+
+    return resolve_device("cpu").bf16
+
+
 def run_tunix_grpo(
-    fixture: GrpoFixture, setup: Setup, workdir: Path, env: dict[str, str], args: argparse.Namespace
-) -> dict[str, Any]:
+    contender: Contender, fixture: GrpoFixture, setup: Setup, workdir: Path, env: dict[str, str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
     config = {
         "method": "grpo",
         "model": {"model_id": str(fixture.model_dir), "init": "pretrained", "attn_implementation": args.attn},
         "training": {
-            "device": "cpu", "dtype": "float32", "batch_size": setup.prompts_per_step, "max_steps": setup.steps,
+            "device": "cpu", "dtype": contender.dtype, "batch_size": setup.prompts_per_step, "max_steps": setup.steps,
             "learning_rate": LEARNING_RATE, "lr_scheduler": "constant", "warmup_steps": 0, "optimizer": "adamw",
             "weight_decay": 0.0, "max_grad_norm": MAX_GRAD_NORM, "logging_steps": 1, "save_total_limit": 1,
             "seed": SEED,
@@ -145,7 +159,7 @@ def run_tunix_grpo(
             "rewards": {"correctness": 1.0}, "log_completions": False,
         },
     }  # fmt: skip
-    row = launch_tunix(OURS, config, fixture.prompts, workdir, env, args)
+    row = launch_tunix(contender.name, config, fixture.prompts, workdir, env, args)
     if row["status"] != "ok":
         return row
     metrics = Path(row["output"]) / "metrics.jsonl"
@@ -164,12 +178,14 @@ def run_tunix_grpo(
     ]  # fmt: skip
     manifest = json.loads((Path(row["output"]) / "run_manifest.json").read_text())
     row["global_step"] = (manifest.get("summary") or {}).get("global_step")
+    row["dtype"] = manifest["model"]["dtype"]
     return row
 
 
 def run_trl_grpo(
-    fixture: GrpoFixture, setup: Setup, workdir: Path, env: dict[str, str], args: argparse.Namespace
-) -> dict[str, Any]:
+    contender: Contender, fixture: GrpoFixture, setup: Setup, workdir: Path, env: dict[str, str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
     rows_file = workdir / "trl-rows.json"
     rows_file.write_text(json.dumps(step_order(fixture, setup)))
     spec = {
@@ -190,8 +206,9 @@ def run_trl_grpo(
         "learning_rate": LEARNING_RATE,
         "max_grad_norm": MAX_GRAD_NORM,
         "seed": SEED,
+        "bf16": contender.dtype == "auto" and native_bf16(),
     }
-    return launch_hf(TRL, spec, workdir, env, args, script=HERE / "_trl_grpo_child.py")
+    return launch_hf(contender.name, spec, workdir, env, args, script=HERE / "_trl_grpo_child.py")
 
 
 # --- numbers -------------------------------------------------------------------------------------
@@ -223,24 +240,33 @@ def summarize(row: dict[str, Any]) -> None:
 
 
 def verdict(rows: list[dict[str, Any]]) -> list[str]:
-    """tunix-rt's steps/s over TRL's against the target, and how far apart the reward curves are."""
+    """Each tunix-rt row's steps/s over TRL's fastest row (the target's measure) and over the TRL row
+    of its own dtype, and how far apart the reward curves are."""
     ok = {r["contender"]: r for r in rows if r.get("status") == "ok" and r.get("steps_per_sec")}
-    ours, trl = ok.get(OURS), ok.get(TRL)
-    if not ours or not trl:
+    trl_rows = [r for r in ok.values() if CONTENDERS[r["contender"]].kind == "trl"]
+    if not trl_rows:
         return []
-    ratio = ours["steps_per_sec"] / trl["steps_per_sec"]
-    ours["ratio_to_trl"] = round(ratio, 2)
-    gap = ours["reward_mean"] - trl["reward_mean"]
-    return [
-        f"{OURS} vs {TRL}: {ratio:.2f}x steps/s ({ours['seconds_per_step']:.2f} vs {trl['seconds_per_step']:.2f} s "
-        f"per step); target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}",
-        f"reward over all steps: {ours['reward_mean']:.3f} vs {trl['reward_mean']:.3f} ({gap:+.3f}); "
-        f"mean completion length {ours['completion_length_mean']} vs {trl['completion_length_mean']} tokens",
-    ]  # fmt: skip
+    fastest = max(trl_rows, key=lambda r: r["steps_per_sec"])
+    notes = []
+    for ours in (r for r in ok.values() if CONTENDERS[r["contender"]].kind == "tunix"):
+        ratio = ours["steps_per_sec"] / fastest["steps_per_sec"]
+        ours["ratio_to_trl"] = round(ratio, 2)
+        peer = next((r for r in trl_rows if r.get("dtype") == ours.get("dtype")), fastest)
+        gap = ours["reward_mean"] - peer["reward_mean"]
+        notes += [
+            f"{ours['contender']} ({ours.get('dtype')}) vs {fastest['contender']} ({fastest.get('dtype')}, TRL's "
+            f"fastest): {ratio:.2f}x steps/s ({ours['seconds_per_step']:.2f} vs {fastest['seconds_per_step']:.2f} s "
+            f"per step); target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}",
+            f"  vs {peer['contender']} ({'same dtype' if peer.get('dtype') == ours.get('dtype') else 'no TRL row of '
+            f'its dtype'}): {ours['steps_per_sec'] / peer['steps_per_sec']:.2f}x; reward over "
+            f"all steps {ours['reward_mean']:.3f} vs {peer['reward_mean']:.3f} ({gap:+.3f}); mean completion "
+            f"length {ours['completion_length_mean']} vs {peer['completion_length_mean']} tokens",
+        ]
+    return notes  # fmt: skip
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    header = ["contender", "s/step", "steps/s", "x TRL", "sample s", "update s", "gen tok/s", "reward 1st",
+    header = ["contender", "dtype", "s/step", "steps/s", "x TRL", "sample s", "update s", "gen tok/s", "reward 1st",
               "reward last", "reward mean", "len mean", "first step s", "peak RSS MB", "wall s"]  # fmt: skip
     lines = [header]
     for r in rows:
@@ -250,7 +276,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
             )
             continue
         lines.append([
-            r["contender"], fmt(r.get("seconds_per_step"), ".2f"), fmt(r.get("steps_per_sec"), ".3f"),
+            r["contender"], str(r.get("dtype")), fmt(r.get("seconds_per_step"), ".2f"), fmt(r.get("steps_per_sec"), ".3f"),
             fmt(r.get("ratio_to_trl")), fmt(r.get("generation_s"), ".2f"), fmt(r.get("update_s"), ".2f"),
             fmt(r.get("generated_tokens_per_sec"), ".0f"), fmt(r.get("reward_first"), ".3f"),
             fmt(r.get("reward_last"), ".3f"), fmt(r.get("reward_mean"), ".3f"),
@@ -282,7 +308,7 @@ def hyperparameters(attn: str) -> dict[str, Any]:
         "learning_rate": LEARNING_RATE, "schedule": "constant, no warmup", "optimizer": "AdamW",
         "max_grad_norm": MAX_GRAD_NORM, "seed": SEED, "temperature": TEMPERATURE, "top_p": TOP_P,
         "epsilon": EPSILON, "beta": BETA, "num_iterations": NUM_ITERATIONS, "loss": "dapo",
-        "scale_rewards": "group", "rewards": {"correctness": 1.0}, "dtype": "float32", "attn": attn,
+        "scale_rewards": "group", "rewards": {"correctness": 1.0}, "dtype": "per row", "attn": attn,
     }  # fmt: skip
 
 
@@ -292,7 +318,7 @@ def hyperparameters(attn: str) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--contenders", default=f"{OURS},{TRL}", help=f"comma-separated, from: {', '.join(CONTENDERS)}"
+        "--contenders", default=",".join(CONTENDERS), help=f"comma-separated, from: {', '.join(CONTENDERS)}"
     )
     parser.add_argument(
         "--tiny", action="store_true", help="~100k-param random-init GPT-2, 3 tiny steps: seconds"
@@ -353,7 +379,7 @@ def run_contenders(
             continue
         print(f"{contender.name}: {args.setup.steps} GRPO steps ...", flush=True)
         run = run_tunix_grpo if contender.kind == "tunix" else run_trl_grpo
-        row = run(fixture, args.setup, workdir, env, args)
+        row = run(contender, fixture, args.setup, workdir, env, args)
         row["description"] = contender.description
         summarize(row)
         rows.append(row)
@@ -382,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = verdict(rows)
     title = (f"GRPO, {setup.steps} steps of {setup.prompts_per_step} prompts x G={setup.num_generations}, "
              f"max_completion_length {setup.max_completion_length}: {fixture.model_name} ({fixture.params / 1e6:.2f}M "
-             f"params), float32, {args.threads} threads; CPU: {machine['cpu']} ({' '.join(machine['flags'])}); "
+             f"params), {args.threads} threads; CPU: {machine['cpu']} ({' '.join(machine['flags'])}); "
              f"load average {machine['loadavg_start'][0]} at start, {machine['loadavg_end'][0]} at end")  # fmt: skip
     print()
     print_table(rows, title)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tunix_rt.device.preflight import resolve_device
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "grpo_throughput.py"
 HAVE_TRL = all(importlib.util.find_spec(p) is not None for p in ("trl", "accelerate", "datasets"))
@@ -42,12 +44,17 @@ def test_tiny_grpo_benchmark_runs_both_sides_on_the_same_prompts(tmp_path: Path)
     result = json.loads(out.read_text())
     setup, fixture = result["setup"], result["fixture"]
     rows = {row["contender"]: row for row in result["rows"]}
-    assert set(rows) == {"tunix-rt-grpo", "trl-grpo"}
+    trl_names = ("trl-grpo", "trl-grpo-fp32")
+    assert set(rows) == {"tunix-rt-grpo", "tunix-rt-grpo-fp32", *trl_names}
     assert fixture["params"] < 300_000 and fixture["render"]["template"] == "plain"
     if not HAVE_TRL:
-        assert rows["trl-grpo"]["status"] == "skipped", rows["trl-grpo"]
-        assert "not installed" in rows["trl-grpo"]["reason"]
-    checked = [rows["tunix-rt-grpo"]] + ([rows["trl-grpo"]] if HAVE_TRL else [])
+        for name in trl_names:
+            assert rows[name]["status"] == "skipped", rows[name]
+            assert "not installed" in rows[name]["reason"]
+    checked = [row for name, row in rows.items() if HAVE_TRL or name not in trl_names]
+    bf16 = resolve_device("cpu").bf16
+    assert rows["tunix-rt-grpo"]["dtype"] == ("bfloat16" if bf16 else "float32")
+    assert rows["tunix-rt-grpo-fp32"]["dtype"] == "float32"
     rows_per_step = setup["prompts_per_step"] * setup["num_generations"]
     for row in checked:
         assert row["status"] == "ok", row
@@ -72,6 +79,8 @@ def test_tiny_grpo_benchmark_runs_both_sides_on_the_same_prompts(tmp_path: Path)
         assert row["peak_rss_mb"] > 0 and row["wall_s"] > row["seconds_per_step"]
     if HAVE_TRL:
         trl, ours = rows["trl-grpo"], rows["tunix-rt-grpo"]
+        assert (trl["dtype"], rows["trl-grpo-fp32"]["dtype"]) == (ours["dtype"], "float32")
+        assert rows["trl-grpo-fp32"]["settings"]["bf16"] is False and trl["settings"]["bf16"] is bf16
         settings = trl["settings"]
         # One generation of B prompts x G completions per optimizer step, as tunix-rt's step.
         assert settings["per_device_train_batch_size"] == settings["generation_batch_size"] == rows_per_step
@@ -79,11 +88,12 @@ def test_tiny_grpo_benchmark_runs_both_sides_on_the_same_prompts(tmp_path: Path)
             settings["steps_per_generation"] == 1 and settings["num_generations"] == setup["num_generations"]
         )
         assert (settings["loss_type"], settings["scale_rewards"], settings["beta"]) == ("dapo", "group", 0.0)
-        assert settings["use_vllm"] is False and settings["bf16"] is False
+        assert settings["use_vllm"] is False
         assert settings["gradient_checkpointing"] is False and settings["shuffle_dataset"] is False
         assert trl["global_step"] == ours["global_step"] == setup["steps"]
-        assert ours["ratio_to_trl"] == round(ours["steps_per_sec"] / trl["steps_per_sec"], 2)
-        assert result["notes"][0].startswith("tunix-rt-grpo vs trl-grpo:")
+        fastest = max(rows[name]["steps_per_sec"] for name in trl_names)
+        assert ours["ratio_to_trl"] == round(ours["steps_per_sec"] / fastest, 2)
+        assert result["notes"][0].startswith(f"tunix-rt-grpo ({ours['dtype']}) vs trl-grpo")
     assert f"CPU: {result['machine']['cpu']}" in proc.stdout and "s/step" in proc.stdout
     assert "load average" in proc.stdout
 
@@ -136,18 +146,33 @@ def test_summary_and_verdict_arithmetic() -> None:
             for k, (s, r) in enumerate(zip(step_s, rewards, strict=True))
         ]  # fmt: skip
 
-    ours = {"contender": "tunix-rt-grpo", "status": "ok", "steps": steps([9.0, 2.0, 2.0], [0.1, 0.2, 0.3])}
-    trl = {"contender": "trl-grpo", "status": "ok", "steps": steps([3.0, 4.0, 4.0], [0.1, 0.1, 0.4])}
-    for row in (ours, trl):
+    ours = {"contender": "tunix-rt-grpo", "status": "ok", "dtype": "bfloat16",
+            "steps": steps([9.0, 2.0, 2.0], [0.1, 0.2, 0.3])}  # fmt: skip
+    trl = {
+        "contender": "trl-grpo",
+        "status": "ok",
+        "dtype": "bfloat16",
+        "steps": steps([3.0, 4.0, 4.0], [0.1, 0.1, 0.4]),
+    }
+    slow = {
+        "contender": "trl-grpo-fp32",
+        "status": "ok",
+        "dtype": "float32",
+        "steps": steps([5.0, 8.0, 8.0], [0, 0, 0]),
+    }
+    for row in (ours, trl, slow):
         module.summarize(row)
     # The first step (warm-up) is left out of the timings, not out of the reward curve.
     assert ours["seconds_per_step"] == 2.0 and ours["steps_per_sec"] == 0.5 and ours["first_step_s"] == 9.0
     assert ours["generated_tokens_per_sec"] == 100.0  # 200 tokens over 2 s of sampling
     assert (ours["reward_first"], ours["reward_last"], ours["reward_mean"]) == (0.1, 0.3, 0.2)
-    lines = module.verdict([ours, trl])
+    lines = module.verdict([ours, slow, trl])  # against TRL's fastest row, whatever the order
     assert ours["ratio_to_trl"] == 2.0 and "2.00x steps/s" in lines[0] and lines[0].endswith(": met")
-    assert "0.200 vs 0.200" in lines[1]
+    assert "vs trl-grpo (bfloat16, TRL's fastest)" in lines[0]
+    assert "vs trl-grpo (same dtype): 2.00x" in lines[1] and "0.200 vs 0.200" in lines[1]
     trl["steps"] = steps([3.0, 2.5, 2.5], [0.1, 0.1, 0.4])
     module.summarize(trl)
     assert module.verdict([ours, trl])[0].endswith("NOT met")  # 1.25x < 1.5x
     assert module.verdict([ours, {"contender": "trl-grpo", "status": "skipped"}]) == []
+    fp32_only = module.verdict([ours, slow])  # no TRL row of its dtype: the fastest stands in
+    assert "4.00x" in fp32_only[0] and "vs trl-grpo-fp32 (no TRL row of its dtype)" in fp32_only[1]

@@ -12,6 +12,7 @@ import torch
 from helpers_rl import make_digit_model, write_digit_prompts
 from helpers_train import metric_series, read_weights, tensorboard_scalars
 from tunix_rt.config import load_config
+from tunix_rt.device.preflight import resolve_device
 from tunix_rt.errors import ConfigError, DataError
 from tunix_rt.evidence import COMPLETIONS
 from tunix_rt.recipes.grpo import train
@@ -82,15 +83,21 @@ def test_correctness_rises_on_a_learnable_task(digit_model: Path, tmp_path: Path
     assert (run / "final_model" / "tunix_rt_render.json").is_file()
 
 
-def test_resume_is_exact_and_completions_append(digit_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_resume_is_exact_and_completions_append(digit_model: Path, tmp_path: Path, dtype: str) -> None:
+    if dtype == "bfloat16" and not resolve_device("cpu").bf16:
+        pytest.skip("this CPU has no native bf16")
     data = write_digit_prompts(tmp_path / "p.jsonl", 12)
     whole, split = tmp_path / "whole", tmp_path / "split"
     grpo = {"num_iterations": 2, "beta": 0.05}  # exercises old log-probs and the reference too
-    train(_request(digit_model, data, whole, grpo=grpo))
-    train(_request(digit_model, data, split, max_steps=2, grpo=grpo))
+    train(_request(digit_model, data, whole, grpo=grpo, dtype=dtype))
+    train(_request(digit_model, data, split, max_steps=2, grpo=grpo, dtype=dtype))
     lines_after_two = (split / COMPLETIONS).read_text(encoding="utf-8")
     assert {json.loads(line)["step"] for line in lines_after_two.splitlines()} == {1, 2}
-    train(_request(digit_model, data, split, resume=True, grpo=grpo))
+    train(_request(digit_model, data, split, resume=True, grpo=grpo, dtype=dtype))
+    # bf16: float32 weights, sampling and updates under autocast (the manifest says which).
+    manifest = json.loads((whole / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["dtype"] == dtype
 
     assert [s["reward_mean"] for s in _steps(split)] == [s["reward_mean"] for s in _steps(whole)]
     assert [s["kl"] for s in _steps(split)] == [s["kl"] for s in _steps(whole)]

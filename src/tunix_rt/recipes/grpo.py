@@ -56,10 +56,9 @@ def train(req: TrainRequest) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems[0])
     quiet_library_progress_bars()
-    # 1. Device first. Full fine-tuning runs float32 (no autocast there yet, so that is the dtype
-    #    recorded); LoRA runs training.dtype as SFT's LoRA does (auto: a bf16 base where the device has it).
-    if cfg.lora is None:
-        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"dtype": "float32"})})
+    # 1. Device first. training.dtype as SFT runs it (auto: bf16 where the device has it natively):
+    #    full fine-tuning keeps float32 weights and runs sampling and updates under bf16 autocast;
+    #    LoRA holds the frozen base in bf16.
     dev = resolve_run_device(dist, req.device, cfg)
     # 2. Prompts, rewards and the starting point, before the run directory exists.
     prompts, rewards, start = check_inputs(cfg, req.dataset)
@@ -77,12 +76,7 @@ def plan_problems(cfg: Config, world_size: int) -> list[str]:
         problems.append("method: recipes.grpo runs configs with method: grpo")
     if cfg.model.init == "scratch":
         problems.append("model.init: GRPO starts from a trained model (a model id, directory or SFT run)")
-    if cfg.lora is None and cfg.training.dtype not in ("float32", "auto"):
-        problems.append(
-            f"training.dtype: full-parameter GRPO runs in float32 for now, not {cfg.training.dtype} "
-            "(with a lora: section the base may be bfloat16)"
-        )
-    if cfg.lora is not None and cfg.training.dtype in ("float16", "fp16", "half"):
+    if cfg.training.dtype in ("float16", "fp16", "half"):
         problems.append("training.dtype: GRPO has no float16 loss scaler; use bfloat16, float32 or auto")
     if world_size > 1:
         problems.append(
@@ -195,7 +189,9 @@ def _grpo(
         started = time.perf_counter()
         chosen = step_prompts(prompts.items, state.step, tcfg.batch_size, tcfg.seed)
         items, texts = [prompts.items[i] for i in chosen], [rendered[i] for i in chosen]
-        scored = sample_and_score(model, tokenizer, items, texts, rewards, gcfg, dev.device, state.sampler)
+        scored = sample_and_score(
+            model, tokenizer, items, texts, rewards, gcfg, dev.device, state.sampler, dev.compute_dtype
+        )
         generated = time.perf_counter()
         parts, grad_norm = policy_update(
             model, reference, optimizer, scheduler, scored, gcfg, tcfg.max_grad_norm,

@@ -60,22 +60,30 @@ def sample_groups(
     top_p: float,
     device: torch.device,
     generator: torch.Generator,
+    compute_dtype: torch.dtype | None = None,
 ) -> Samples:
-    """G sampled completions per rendered prompt, every row of the step in one generate() call."""
+    """G sampled completions per rendered prompt, every row of the step in one generate() call.
+
+    compute_dtype: sample under the autocast the update runs in (the policy's forward is the same
+    function in both), None for float32. One autocast region around the whole call: autocast caches
+    each weight's bf16 cast for the region, so weights are cast once per step, not once per token
+    (SFT-trained 10M GPT-2, 64 rows: 1.4x float32's tokens/s on the 2-core EPYC)."""
     from tunix_rt.train.tokenize import encode_prompt
 
     rows = [text for text in prompt_texts for _ in range(num_generations)]
-    generations = generate(
-        model,
-        tokenizer,
-        rows,
-        max_new_tokens=max_completion_length,
-        batch_size=len(rows),
-        device=device,
-        temperature=temperature,
-        top_p=top_p,
-        generator=generator,
-    )
+    device_type = torch.device(device).type
+    with torch.autocast(device_type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
+        generations = generate(
+            model,
+            tokenizer,
+            rows,
+            max_new_tokens=max_completion_length,
+            batch_size=len(rows),
+            device=device,
+            temperature=temperature,
+            top_p=top_p,
+            generator=generator,
+        )
     return Samples(prompt_ids=[encode_prompt(tokenizer, text) for text in rows], generations=generations)
 
 

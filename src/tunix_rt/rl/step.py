@@ -51,15 +51,18 @@ def sample_and_score(
     gcfg: GrpoConfig,
     device: torch.device,
     sampler: torch.Generator,
+    compute_dtype: torch.dtype | None = None,
 ) -> Scored:
     """All prompts x G in one generate() call; then up to resample_zero_signal rounds for groups
-    whose rewards are all equal, keeping a round's group when it has a spread."""
+    whose rewards are all equal, keeping a round's group when it has a spread.
+
+    compute_dtype: the autocast dtype the update runs in; sampling runs in it too (None: float32)."""
 
     def sample(sub_texts: list[str]) -> Samples:
         return sample_groups(
             model, tokenizer, sub_texts, num_generations=gcfg.num_generations,
             max_completion_length=gcfg.max_completion_length, temperature=gcfg.temperature,
-            top_p=gcfg.top_p, device=device, generator=sampler,
+            top_p=gcfg.top_p, device=device, generator=sampler, compute_dtype=compute_dtype,
         )  # fmt: skip
 
     with generation_weights(model):  # a LoRA policy may generate merged (rl/sampling.py)
