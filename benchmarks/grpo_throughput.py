@@ -253,12 +253,12 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
         ours["ratio_to_trl"] = round(ratio, 2)
         peer = next((r for r in trl_rows if r.get("dtype") == ours.get("dtype")), fastest)
         gap = ours["reward_mean"] - peer["reward_mean"]
+        relation = "same dtype" if peer.get("dtype") == ours.get("dtype") else "no TRL row of its dtype"
         notes += [
             f"{ours['contender']} ({ours.get('dtype')}) vs {fastest['contender']} ({fastest.get('dtype')}, TRL's "
             f"fastest): {ratio:.2f}x steps/s ({ours['seconds_per_step']:.2f} vs {fastest['seconds_per_step']:.2f} s "
             f"per step); target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}",
-            f"  vs {peer['contender']} ({'same dtype' if peer.get('dtype') == ours.get('dtype') else 'no TRL row of '
-            f'its dtype'}): {ours['steps_per_sec'] / peer['steps_per_sec']:.2f}x; reward over "
+            f"  vs {peer['contender']} ({relation}): {ours['steps_per_sec'] / peer['steps_per_sec']:.2f}x; reward over "
             f"all steps {ours['reward_mean']:.3f} vs {peer['reward_mean']:.3f} ({gap:+.3f}); mean completion "
             f"length {ours['completion_length_mean']} vs {peer['completion_length_mean']} tokens",
         ]

@@ -107,7 +107,14 @@ ALLOWED = {
     | {"tunix_rt.config", "tunix_rt.data", "tunix_rt.device", "tunix_rt.evidence", "tunix_rt.runs"},
     "tunix_rt.rl": BASE | {"tunix_rt.data", "tunix_rt.eval", "tunix_rt.evidence", "tunix_rt.train"},
     "tunix_rt.recipes": BASE
-    | {"tunix_rt.config", "tunix_rt.data", "tunix_rt.eval", "tunix_rt.evidence", "tunix_rt.rl", "tunix_rt.train"},
+    | {
+        "tunix_rt.config",
+        "tunix_rt.data",
+        "tunix_rt.eval",
+        "tunix_rt.evidence",
+        "tunix_rt.rl",
+        "tunix_rt.train",
+    },
     # The dashboard reads what runs/ reads, lists datasets (data/) and checkpoints (train/); nothing imports it
     # but the CLI.
     "tunix_rt.serve": BASE | {"tunix_rt.data", "tunix_rt.evidence", "tunix_rt.runs", "tunix_rt.train"},

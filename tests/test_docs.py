@@ -47,7 +47,9 @@ def test_device_help_names_each_commands_real_default() -> None:
 def test_the_readme_puts_mfu_where_the_manifest_has_it() -> None:
     loop_source = (ROOT / "src/tunix_rt/recipes/sft.py").read_text(encoding="utf-8")
     moved = re.search(r"loop_detail = \{k: summary\.pop\(k\) for k in \(([^)]*)\)\}", loop_source)
-    assert moved and '"mfu"' in moved.group(1), "recipes/sft.py no longer writes mfu under the manifest's `loop`"
+    assert moved and '"mfu"' in moved.group(1), (
+        "recipes/sft.py no longer writes mfu under the manifest's `loop`"
+    )
     row = next(line for line in README.splitlines() if line.startswith("| `run_manifest.json` |"))
     summary = re.search(r"summary \(([^)]*)\)", row)
     loop = re.search(r"loop \(([^)]*)\)", row)

@@ -23,7 +23,10 @@ WITH_SYSTEM = (
 
 
 def test_plain_template_is_documented_shape() -> None:
-    assert render_prompt(" What is 2 + 2? ", None, "Be brief.") == "Be brief.\n\nQuestion: What is 2 + 2?\nReasoning:\n"
+    assert (
+        render_prompt(" What is 2 + 2? ", None, "Be brief.")
+        == "Be brief.\n\nQuestion: What is 2 + 2?\nReasoning:\n"
+    )
     assert render_prompt("Q?", make_tokenizer(), None) == "Question: Q?\nReasoning:\n"
     assert template_kind(make_tokenizer()) == "plain"
 
@@ -32,7 +35,10 @@ def test_chat_template_without_system_role_puts_the_instruction_in_the_user_turn
     tokenizer = make_tokenizer()
     tokenizer.chat_template = GEMMA_LIKE
     text = render_prompt("What is 2 + 2?", tokenizer, "Show your work.")
-    assert text == "<bos><start_of_turn>user\nShow your work.\n\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"
+    assert (
+        text
+        == "<bos><start_of_turn>user\nShow your work.\n\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"
+    )
     assert template_kind(tokenizer) == "chat"
 
 

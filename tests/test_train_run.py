@@ -102,7 +102,9 @@ def test_resume_may_extend_max_steps_but_refuses_other_changes(dataset, tmp_path
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
-def test_a_resume_that_extends_the_run_continues_the_learning_rate(schedule, dataset, tmp_path, monkeypatch) -> None:
+def test_a_resume_that_extends_the_run_continues_the_learning_rate(
+    schedule, dataset, tmp_path, monkeypatch
+) -> None:
     """Killed at step 4 of 8 and resumed to 12: the LR goes on from its value at step 4 (no jump)
     and decays over the remaining 8 steps to the new end; constant stays constant."""
     peak = 3e-3
@@ -113,7 +115,11 @@ def test_a_resume_that_extends_the_run_continues_the_learning_rate(schedule, dat
     run({**first, "training": {**first["training"], "max_steps": 12}}, dataset, tmp_path / "r", resume=True)
     lr = {m["step"]: m["lr"] for m in read_metrics(tmp_path / "r") if "lr" in m}
     assert sorted(lr) == list(range(1, 13))
-    at_resume = {"linear": peak * 4 / 7, "cosine": peak * 0.5 * (1 + math.cos(math.pi * 3 / 7)), "constant": peak}
+    at_resume = {
+        "linear": peak * 4 / 7,
+        "cosine": peak * 0.5 * (1 + math.cos(math.pi * 3 / 7)),
+        "constant": peak,
+    }
     assert lr[4] == pytest.approx(at_resume[schedule], rel=1e-6)  # written before the kill
     for step in range(5, 13):
         progress = (step - 4) / 8
@@ -290,7 +296,9 @@ def test_a_run_a_live_process_is_writing_cannot_be_taken_by_a_second_one(dataset
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(scratch_config(max_steps=100_000, save_every_steps=2, logging_steps=1)))
     out = tmp_path / "r"
-    first = subprocess.Popen(train_cli(config, dataset, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        train_cli(config, dataset, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not _checkpointed_at_least(out, 2):
@@ -523,7 +531,10 @@ def test_eval_after_training_joins_the_manifest_and_metrics(dataset, tmp_path) -
     assert after["primary_score"] == during["primary_score"] == manifest["eval"]["primary_score"]
     for key in ("dtype", "max_new_tokens", "batch_size", "template", "device"):
         assert after["generation"][key] == during["generation"][key], key
-    assert during["generation"]["max_new_tokens"] == 8 and after["generation"]["settings_from"] == "the run's config"
+    assert (
+        during["generation"]["max_new_tokens"] == 8
+        and after["generation"]["settings_from"] == "the run's config"
+    )
 
     def predictions(path: Path) -> list[tuple]:
         rows = [json.loads(line) for line in path.read_text().splitlines()]

@@ -70,8 +70,12 @@ def test_a_second_extension_continues_the_first() -> None:
     continue_schedule(scheduler, 20, 5)
     lrs(scheduler, optimizer, 5)
     at_10 = scheduler.get_last_lr()[0]
-    assert at_10 == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)) * 0.5 * (1 + math.cos(math.pi * 5 / 15)))
+    assert at_10 == pytest.approx(
+        0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)) * 0.5 * (1 + math.cos(math.pi * 5 / 15))
+    )
     change = continue_schedule(scheduler, 30, 10)
     assert change["lr_at_step"] == pytest.approx(at_10)
     nxt = lrs(scheduler, optimizer, 2)
-    assert nxt[0] == pytest.approx(at_10) and nxt[1] == pytest.approx(at_10 * 0.5 * (1 + math.cos(math.pi / 20)))
+    assert nxt[0] == pytest.approx(at_10) and nxt[1] == pytest.approx(
+        at_10 * 0.5 * (1 + math.cos(math.pi / 20))
+    )
