@@ -7,7 +7,7 @@ import torch
 
 from helpers_models import make_tiny_model, make_tokenizer
 from tunix_rt.eval.generate import generate
-from tunix_rt.rl.sampling import update_batch
+from tunix_rt.rl.sampling import sequence_logprobs, update_batch
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,28 @@ def test_update_batch_marks_exactly_the_completion_targets() -> None:
     # target t is token t + 1: row 0's completion tokens are targets 2 and 3, row 1's 0..2.
     assert batch.mask.tolist() == [[0, 0, 1, 1], [1, 1, 1, 0]]
     assert batch.targets[batch.mask.bool()].tolist() == [1, 2, 3, 4, 9]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_completion_logprobs_equal_the_full_logits_ones_with_the_same_gradients(arch: str) -> None:
+    """The head-only path (LM head and log-softmax at completion positions) against full logits."""
+    from tunix_rt.rl.loss import token_logprobs
+
+    tokenizer = make_tokenizer()
+    model = make_tiny_model(arch, tokenizer).eval()  # no dropout: two forwards must see one function
+    prompts, completions = [[5, 6, 7], [8, 9], [10, 11, 12, 13]], [[20, 21], [22, 23, 24, 25], [26]]
+    batch = update_batch(prompts, completions, pad_id=0)
+    logps = sequence_logprobs(model, batch)
+    logps.sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    full = token_logprobs(logits[:, :-1], batch.targets) * batch.mask
+    (full.sum()).backward()
+    assert logps.shape == full.shape == batch.mask.shape
+    assert bool((logps[batch.mask == 0] == 0).all())
+    torch.testing.assert_close(logps, full, atol=1e-5, rtol=1e-5)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)

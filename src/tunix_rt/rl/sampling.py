@@ -16,7 +16,9 @@ import torch
 
 from tunix_rt.eval.generate import Generation, generate
 from tunix_rt.rl.loss import token_logprobs
+from tunix_rt.train.lm_loss import head_only_at
 from tunix_rt.train.lora import adapters_merged, is_peft_model
+from tunix_rt.train.step import head_only_loss
 
 
 @dataclass
@@ -122,15 +124,27 @@ def batch_from_samples(samples: Samples, pad_id: int, device: torch.device) -> U
 def sequence_logprobs(
     model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """log p(target) at every position [B, L - 1] (mask them with batch.mask), in float32.
+    """log p(target) [B, L - 1] in float32 at the completion positions (batch.mask), 0 elsewhere.
 
-    compute_dtype: the autocast dtype (a LoRA run's bf16 base, as SFT trains it), None for float32.
+    The LM head and the log-softmax run at completion positions only (train/lm_loss.head_only_at,
+    as SFT's completion loss): prompt positions carry no loss, and a step's full-vocabulary logits
+    are its largest activation (64 rows x 200 positions x SmolLM2's 49k vocabulary: 2.5 GB in
+    float32). Models the head-only path cannot serve (train/step.head_only_loss) get full logits.
+    compute_dtype: the autocast dtype (dtype auto: bf16 where native), None for float32.
     """
     device_type = batch.input_ids.device.type
     enabled = compute_dtype is not None
-    with torch.autocast(device_type, dtype=compute_dtype or torch.float32, enabled=enabled):
+    keep = batch.mask.bool()
+    head_only = head_only_loss(model)
+    with (
+        torch.autocast(device_type, dtype=compute_dtype or torch.float32, enabled=enabled),
+        head_only_at(model, keep) if head_only else contextlib.nullcontext(),
+    ):
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-    return token_logprobs(logits[:, :-1], batch.targets)
+    if not head_only:
+        return token_logprobs(logits[:, :-1], batch.targets) * batch.mask
+    picked = token_logprobs(logits, batch.targets[keep])
+    return torch.zeros(keep.shape, dtype=picked.dtype, device=picked.device).masked_scatter(keep, picked)
 
 
 def eval_logprobs(model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -15,6 +15,8 @@ embeddings replaces the head's input (batch, seq, hidden) by the gathered rows (
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -57,6 +59,19 @@ def completion_loss(
     """
     keep = labels[:, 1:] != IGNORE_INDEX
     targets = labels[:, 1:][keep]
+    with head_only_at(model, keep):
+        logits = model(
+            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
+        ).logits
+    loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+    return loss_sum, int(targets.numel())
+
+
+@contextlib.contextmanager
+def head_only_at(model: Any, keep: torch.Tensor) -> Iterator[None]:
+    """For the forwards inside: the LM head sees only the final hidden states at positions t where
+    keep[:, t] (keep is [batch, seq - 1]: position t predicts token t + 1), so the model's logits
+    come out as (n, vocab) rows in row-major order of keep, not (batch, seq, vocab)."""
 
     def gather(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         hidden = args[0]
@@ -64,10 +79,6 @@ def completion_loss(
 
     handle = output_head(model).register_forward_pre_hook(gather)
     try:
-        logits = model(
-            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
-        ).logits
+        yield
     finally:
         handle.remove()
-    loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-    return loss_sum, int(targets.numel())
