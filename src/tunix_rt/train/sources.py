@@ -16,10 +16,11 @@ Kinds:
 A GGUF file is dequantised once: transformers loads it (~20-30 s for SmolLM2-135M's 98 MB Q4_1
 file on a 2-core EPYC), but such a model refuses save_pretrained ("quantized with gguf and is not
 serializable"), so its dequantised state dict is moved into a plain `from_config` model, which
-saves; the tokenizer (with its chat template) goes into the same directory. The directory is
-built under a temporary name and renamed into place, so a killed conversion never leaves half a
-model where a reader would find it. Later runs load it with plain from_pretrained in well under
-a second.
+saves; the tokenizer (with its chat template) goes into the same directory. The conversion leaves
+the global torch RNG as it found it, so the run that converts trains exactly like a later run that
+finds the conversion cached. The directory is built under a temporary name and renamed into
+place, so a killed conversion never leaves half a model where a reader would find it. Later runs
+load it with plain from_pretrained in well under a second.
 """
 
 from __future__ import annotations
@@ -208,24 +209,29 @@ def convert_gguf(file: Path, target: Path, source: ModelSource) -> None:
         raise ModelError(
             f"cannot create the model cache under {target.parent}: {exc} (set ${CACHE_ENV})"
         ) from exc
-    try:
-        quantised = AutoModelForCausalLM.from_pretrained(
-            file.parent, gguf_file=file.name, dtype=torch.float32
-        )
-        tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(
-            f"cannot load GGUF file {file}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-        ) from exc
-    config = quantised.config
-    # A plain model must not carry the GGUF quantisation marker: from_pretrained would take it
-    # for a quantised checkpoint.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config._name_or_path = str(file)
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(quantised.state_dict(), strict=True)
-    plain.generation_config = quantised.generation_config
+    # The conversion runs inside a seeded training process (the recipe seeds before it loads the
+    # model): from_config's random initialisation, overwritten below, would otherwise advance the
+    # global torch RNG, so the LoRA adapters of the converting run would start from other random
+    # numbers than every later run's, which finds the conversion cached (a different loss curve).
+    with torch.random.fork_rng(devices=[]):
+        try:
+            quantised = AutoModelForCausalLM.from_pretrained(
+                file.parent, gguf_file=file.name, dtype=torch.float32
+            )
+            tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(
+                f"cannot load GGUF file {file}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            ) from exc
+        config = quantised.config
+        # A plain model must not carry the GGUF quantisation marker: from_pretrained would take it
+        # for a quantised checkpoint.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config._name_or_path = str(file)
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(quantised.state_dict(), strict=True)
+        plain.generation_config = quantised.generation_config
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         plain.save_pretrained(tmp)
