@@ -83,7 +83,9 @@ def serve(root: Path) -> tuple[Any, threading.Thread, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -99,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="directory of runs, as given to `tunix-rt serve`")
     parser.add_argument("--run", required=True, help="run (name under ROOT) for the Run and Evaluation pages")
     parser.add_argument("--compare", required=True, help="comma-separated runs for the Compare page")
-    parser.add_argument("--dataset", default="reasoning-mix", help="bundled dataset key for the Datasets page")
+    parser.add_argument(
+        "--dataset", default="reasoning-mix", help="bundled dataset key for the Datasets page"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/img"), help="where the PNGs go")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
