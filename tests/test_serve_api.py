@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,25 @@ def test_eval_page_filters_predictions_and_shows_before_after(client, root) -> N
     full = client.get("/eval/completed-a").text
     assert 'id="before-after"' in full and "wrong → right" in full
     assert 'data-by="difficulty"' in full
+
+
+def test_eval_page_shows_another_eval_sets_directory_with_its_baseline(root, tmp_path) -> None:
+    # As `tunix-rt demo` leaves it: eval-SET/ after training and eval_before-SET/ before.
+    run = tmp_path / "runs" / "demo"
+    shutil.copytree(root / "completed-a", run, ignore=shutil.ignore_patterns("final_model", "checkpoints"))
+    shutil.copytree(run / "eval_before", run / "eval-second")
+    shutil.copytree(run / "eval", run / "eval_before-second")
+    client = TestClient(create_app(tmp_path / "runs"))
+    assert '<a href="/eval/demo?dir=eval-second">eval-second/</a>' in client.get("/runs/demo").text
+    page = client.get("/eval/demo", params={"dir": "eval-second", "show": "wrong"}).text
+    rows = [json.loads(x) for x in (run / "eval-second/predictions.jsonl").read_text().splitlines()]
+    assert page.count('data-correct="false"') == sum(not r["correct"] for r in rows) > 0
+    assert "<th>before (eval_before-second/)</th><th>after (eval-second/)</th>" in page
+    assert '<input type="hidden" name="dir" value="eval-second">' in page  # the filters keep the set
+    assert "<b><code>eval-second/</code></b>" in page and '?dir=eval"><code>eval/</code>' in page
+    for bad in ("checkpoints", "eval-missing", "../demo/eval"):
+        text = client.get("/eval/demo", params={"dir": bad}).text
+        assert f"unreadable: {bad}: no such evaluation directory in this run" in text
 
 
 def test_compare_overlays_runs_and_diffs_config(client) -> None:

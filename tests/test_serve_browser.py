@@ -7,6 +7,7 @@ to the test's temporary directory (and to $TUNIX_RT_SCREENSHOTS when set, e.g. d
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -192,3 +193,18 @@ def test_report_html_opens_offline_with_its_chart_and_filter(browser, root, tmp_
     shoot(page, tmp_path, "report")
     assert errors == []
     context.close()
+
+
+def test_the_screenshot_script_saves_every_page_and_names_a_broken_one(server, browser, tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "screenshots", Path(__file__).parents[1] / "scripts" / "screenshots.py"
+    )
+    shots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shots)
+    urls = shots.page_urls("completed-a", ["completed-a", "completed-b"], "dev-reasoning-v2")
+    saved = shots.capture(browser, server, urls, tmp_path)
+    assert [p.name for p in saved] == [f"{name}.png" for name in urls]
+    assert all(p.stat().st_size > 5_000 for p in saved)
+    with pytest.raises(shots.PageError, match=r"^run page \(/runs/no-such-run\): HTTP 404$"):
+        shots.capture(browser, server, {"run": "/runs/no-such-run"}, tmp_path / "broken")
+    assert not (tmp_path / "broken" / "run.png").exists()

@@ -64,7 +64,9 @@ def eval_page(request: Request) -> Response:
     name, path = _run_dir(request)
     q = request.query_params
     return _page(
-        request, "eval.html", pages.eval_context(name, path, q.get("show", "all"), q.get("category", ""))
+        request,
+        "eval.html",
+        pages.eval_context(name, path, q.get("show", "all"), q.get("category", ""), q.get("dir", "eval")),
     )
 
 

@@ -2,7 +2,9 @@
 
 Eval outputs: RUN/eval/ is the evaluation after training (what `training.eval_set` writes). A
 baseline evaluated into RUN/eval_before/ (e.g. `tunix-rt eval --model BASE -o RUN/eval_before`)
-makes the Evaluation page show before/after and the items that flipped.
+makes the Evaluation page show before/after and the items that flipped. Other eval sets live in
+RUN/eval-SET/ with their baseline in RUN/eval_before-SET/ (`tunix-rt demo` writes reasoning-eval-v1
+so); the Evaluation page shows one evaluation at a time (`?dir=eval-SET`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.evidence import COMPLETIONS
+from tunix_rt.evidence import COMPLETIONS, EVAL_BEFORE_DIR, EVAL_DIR
 from tunix_rt.runs.report import EVIDENCE
 from tunix_rt.runs.rundir import read_jsonl
 from tunix_rt.train.checkpoint import STATE_FILE, list_checkpoints
@@ -41,6 +43,17 @@ def checkpoints(run_dir: Path) -> list[dict[str, Any]]:
             state = {"unreadable": str(exc)}
         out.append({"name": path.name, "state": state if isinstance(state, dict) else {}})
     return out
+
+
+def eval_dirs(run_dir: Path) -> list[str]:
+    """The run's evaluation directories: eval/ first, then eval-SET/ by name."""
+    others = sorted(p.name for p in run_dir.glob(f"{EVAL_DIR}-*") if p.is_dir())
+    return ([EVAL_DIR] if (run_dir / EVAL_DIR).is_dir() else []) + others
+
+
+def before_dir(eval_dir: str) -> str:
+    """The baseline's directory for an evaluation directory: eval -> eval_before, eval-X -> eval_before-X."""
+    return EVAL_BEFORE_DIR + eval_dir[len(EVAL_DIR) :]
 
 
 def has_answer(row: dict[str, Any]) -> bool:

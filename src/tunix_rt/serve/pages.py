@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.evidence import EVAL_BEFORE_DIR, EVAL_DIR
+from tunix_rt.evidence import EVAL_DIR
 from tunix_rt.runs import display
 from tunix_rt.runs.compare import config_diff, resolved_config, summary_deltas
 from tunix_rt.runs.rundir import read_metrics, read_run
@@ -58,7 +58,8 @@ def run_context(name: str, path: Path) -> dict[str, Any]:
             return context
         return {**context, "view": view, "sections": display.manifest_sections(view),
                 "command": display.reproduce_command(view), "checkpoints": detail.checkpoints(path),
-                "eval_summary": view.eval_summary, "problems": view.problems}  # fmt: skip
+                "eval_summary": view.eval_summary, "problems": view.problems,
+                "eval_dirs": detail.eval_dirs(path)}  # fmt: skip
     except Exception as exc:  # a damaged run shows why instead of an error page
         return {"name": name, "unreadable": f"{type(exc).__name__}: {exc}"}
 
@@ -78,20 +79,21 @@ def _eval_block(path: Path, show: str, category: str) -> dict[str, Any] | None:
     }
 
 
-def eval_context(name: str, path: Path, show: str, category: str) -> dict[str, Any]:
+def eval_context(name: str, path: Path, show: str, category: str, which: str = EVAL_DIR) -> dict[str, Any]:
+    """One evaluation of the run (`which`: eval or eval-SET) with its baseline, when it has one."""
+    dirs = detail.eval_dirs(path)
+    base = {"name": name, "show": show, "category": category, "dir": which, "dirs": dirs,
+            "before_dir": detail.before_dir(which)}  # fmt: skip
+    if which != EVAL_DIR and which not in dirs:  # only the run's own eval directories are read
+        return {**base, "unreadable": f"{which}: no such evaluation directory in this run"}
     try:
-        after = _eval_block(path / EVAL_DIR, show, category)
-        before = _eval_block(path / EVAL_BEFORE_DIR, "all", "")
+        after = _eval_block(path / which, show, category)
+        before = _eval_block(path / base["before_dir"], "all", "")
         flips = detail.flips(before["all_rows"], after["all_rows"]) if before and after else None
-        return {"name": name, "unreadable": None, "after": after, "before": before, "flips": flips,
-                "show": show, "category": category, "filters": list(detail.FILTERS)}  # fmt: skip
+        return {**base, "unreadable": None, "after": after, "before": before, "flips": flips,
+                "filters": list(detail.FILTERS)}  # fmt: skip
     except Exception as exc:  # a damaged eval shows why instead of an error page
-        return {
-            "name": name,
-            "unreadable": f"{type(exc).__name__}: {exc}",
-            "show": show,
-            "category": category,
-        }
+        return {**base, "unreadable": f"{type(exc).__name__}: {exc}"}
 
 
 def _compare_pair(base: Any, other: Any) -> dict[str, Any]:
