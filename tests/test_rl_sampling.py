@@ -76,3 +76,41 @@ def test_completion_logprobs_equal_the_full_logits_ones_with_the_same_gradients(
     for name, p in model.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_packed_update_rows_give_the_padded_logprobs_and_gradients(arch: str) -> None:
+    """Sequences of very different lengths packed into shared rows: same log-probs, same gradients."""
+    from tunix_rt.eval.generate import Generation
+    from tunix_rt.rl.sampling import Samples, batch_from_samples
+
+    tokenizer = make_tokenizer()
+    model = make_tiny_model(arch, tokenizer).eval()
+    prompts = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [14, 15], [16, 17, 18]]
+    completions = [[20, 21], [22, 23, 24, 25, 26, 27, 28, 29, 30, 31], [26], [27, 28, 29], [30, 31, 32, 33]]
+    samples = Samples(
+        prompt_ids=prompts, generations=[Generation("", len(c), True, tuple(c)) for c in completions]
+    )
+    results = []
+    for packed in (False, True):
+        batch = batch_from_samples(samples, pad_id=0, device=torch.device("cpu"), packed=packed)
+        logps = sequence_logprobs(model, batch)
+        logps.sum().backward()
+        results.append(
+            (logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        )
+        model.zero_grad()
+    packed_batch = batch_from_samples(samples, pad_id=0, device=torch.device("cpu"), packed=True)
+    assert packed_batch.packed is not None and packed_batch.packed.input_ids.shape[0] < len(prompts)
+    assert int(packed_batch.packed.keep.sum()) == sum(len(c) for c in completions)
+    (padded, padded_grads), (packed, packed_grads) = results
+    assert bool((packed[padded_batch_mask(samples)] == 0).all())
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def padded_batch_mask(samples) -> torch.Tensor:
+    """Positions outside the completions (where every layout must give 0)."""
+    completions = [list(g.token_ids) for g in samples.generations]
+    return update_batch(samples.prompt_ids, completions, pad_id=0).mask == 0

@@ -40,9 +40,11 @@ from tunix_rt.train.export import save_final_model
 from tunix_rt.train.lora import apply_lora, load_lora
 from tunix_rt.train.model import count_parameters, load_pretrained
 from tunix_rt.train.optim import build_optimizer, build_scheduler, continue_schedule
+from tunix_rt.train.packing import packing_problem
 from tunix_rt.train.render import template_kind
 from tunix_rt.train.request import TrainRequest
 from tunix_rt.train.runtime import RunDevice, quiet_library_progress_bars, resolve_run_device, seed_everything
+from tunix_rt.train.step import head_only_loss
 from tunix_rt.train.stop import StopSignal
 from tunix_rt.train.tokenize import encode_prompt
 from tunix_rt.train.trackers import missing_packages
@@ -177,6 +179,7 @@ def _grpo(
     log.info(
         probe_memory(model, tokenizer.pad_token_id, rows, longest_prompt, gcfg, dev.device, dev.compute_dtype)
     )
+    packed = _update_layout(model, dev, log)
     if tcfg.eval_set and state.step == 0:
         # The directory the starting policy came from (a continued adapter's: the SFT final model).
         where = start.adapter.parent if start.adapter is not None else start.source
@@ -195,7 +198,7 @@ def _grpo(
         generated = time.perf_counter()
         parts, grad_norm = policy_update(
             model, reference, optimizer, scheduler, scored, gcfg, tcfg.max_grad_norm,
-            tokenizer.pad_token_id, dev.device, dev.compute_dtype,
+            tokenizer.pad_token_id, dev.device, dev.compute_dtype, packed,
         )  # fmt: skip
         updated = time.perf_counter()
         state.step += 1
@@ -270,6 +273,17 @@ def _reference(cfg: Config, dev: RunDevice, start: StartPoint, policy: Any) -> R
     if start.adapter is not None:
         return Reference.starting_adapter(policy, start.adapter)
     return Reference.adapters_off(policy)
+
+
+def _update_layout(model: Any, dev: RunDevice, log: Any) -> bool:
+    """Whether the update's forwards run on packed rows: when the LM head can run on gathered rows
+    and the model keeps packed sequences apart (train/packing.py measures it on this model)."""
+    if not head_only_loss(model):
+        problem = "the LM head cannot run on gathered rows (train/step.head_only_loss)"
+    else:
+        problem = packing_problem(model, dev.compute_dtype)
+    log.info("update rows: packed" if problem is None else f"update rows: padded, since {problem}")
+    return problem is None
 
 
 def _evaluate(

@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from tunix_rt.eval.generate import Generation, generate
@@ -97,6 +98,21 @@ class UpdateBatch:
     attention_mask: torch.Tensor  # [B, L]
     targets: torch.Tensor  # [B, L - 1]: input_ids shifted left
     mask: torch.Tensor  # [B, L - 1]: 1 where the target is a completion token
+    packed: PackedRows | None = None  # the same sequences packed, what the forward runs on
+
+
+@dataclass
+class PackedRows:
+    """The batch's sequences packed into shared rows (train/batching.packed_rows, as SFT packs), each
+    with position ids restarting at 0, so the model keeps them apart (train/packing.py checks that
+    on the model first). The forward runs on these rows; its completion log-probs go back to the
+    [B, L - 1] layout through `dest`."""
+
+    input_ids: torch.Tensor  # [R, W]
+    position_ids: torch.Tensor  # [R, W]
+    keep: torch.Tensor  # [R, W - 1] bool: position t predicts a completion token at t + 1
+    targets: torch.Tensor  # [N]: those completion tokens, in row-major order of keep
+    dest: torch.Tensor  # [N]: where each goes in the flattened [B, L - 1] layout
 
 
 def update_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int) -> UpdateBatch:
@@ -113,11 +129,45 @@ def update_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], p
     return UpdateBatch(input_ids, attention, input_ids[:, 1:], mask)
 
 
-def batch_from_samples(samples: Samples, pad_id: int, device: torch.device) -> UpdateBatch:
+def pack_sequences(
+    prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, width_of_batch: int
+) -> PackedRows:
+    """The sequences prompt + completion packed into the fewest rows (padding has position 0, a
+    sequence of its own); dest maps each completion target to the padded layout of update_batch."""
+    from tunix_rt.train.batching import packed_rows
+
+    rows = [p + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    width, layout = packed_rows(np.array([len(r) for r in rows]))
+    input_ids = torch.full((len(layout), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(layout), width), dtype=torch.long)
+    keep = torch.zeros((len(layout), width - 1), dtype=torch.bool)
+    dest: list[int] = []
+    for r, members in enumerate(layout):
+        start = 0
+        for i in members:
+            n, p = len(rows[i]), len(prompt_ids[i])
+            input_ids[r, start : start + n] = torch.tensor(rows[i], dtype=torch.long)
+            positions[r, start : start + n] = torch.arange(n)
+            keep[r, start + p - 1 : start + n - 1] = True  # as update_batch's mask, shifted by start
+            dest += range(i * (width_of_batch - 1) + p - 1, i * (width_of_batch - 1) + n - 1)
+            start += n
+    targets = input_ids[:, 1:][keep]
+    return PackedRows(input_ids, positions, keep, targets, torch.tensor(dest, dtype=torch.long))
+
+
+def batch_from_samples(
+    samples: Samples, pad_id: int, device: torch.device, packed: bool = False
+) -> UpdateBatch:
+    """The update batch of a step's samples; packed: the forward runs on packed rows (fewer padded
+    positions: completions of 5 and 96 tokens share a step), giving the same log-probs."""
     completions = [list(g.token_ids) for g in samples.generations]
     batch = update_batch(samples.prompt_ids, completions, pad_id)
+    rows = (
+        pack_sequences(samples.prompt_ids, completions, pad_id, batch.input_ids.shape[1]) if packed else None
+    )
     return UpdateBatch(
-        *(t.to(device) for t in (batch.input_ids, batch.attention_mask, batch.targets, batch.mask))
+        *(t.to(device) for t in (batch.input_ids, batch.attention_mask, batch.targets, batch.mask)),
+        packed=PackedRows(*(t.to(device) for t in vars(rows).values())) if rows is not None else None,
     )
 
 
@@ -134,6 +184,8 @@ def sequence_logprobs(
     """
     device_type = batch.input_ids.device.type
     enabled = compute_dtype is not None
+    if batch.packed is not None:
+        return _packed_logprobs(model, batch, compute_dtype)
     keep = batch.mask.bool()
     head_only = head_only_loss(model)
     with (
@@ -145,6 +197,22 @@ def sequence_logprobs(
         return token_logprobs(logits[:, :-1], batch.targets) * batch.mask
     picked = token_logprobs(logits, batch.targets[keep])
     return torch.zeros(keep.shape, dtype=picked.dtype, device=picked.device).masked_scatter(keep, picked)
+
+
+def _packed_logprobs(model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None) -> torch.Tensor:
+    """sequence_logprobs on the packed rows (no attention mask: the restarting position ids give
+    transformers its block-diagonal causal mask), scattered back to [B, L - 1]."""
+    rows = batch.packed
+    assert rows is not None
+    device_type = rows.input_ids.device.type
+    with (
+        torch.autocast(device_type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None),
+        head_only_at(model, rows.keep),
+    ):
+        logits = model(input_ids=rows.input_ids, position_ids=rows.position_ids, use_cache=False).logits
+    picked = token_logprobs(logits, rows.targets)
+    flat = torch.zeros(batch.mask.numel(), dtype=picked.dtype, device=picked.device)
+    return flat.index_copy(0, rows.dest, picked).view(batch.mask.shape)
 
 
 def eval_logprobs(model: Any, batch: UpdateBatch, compute_dtype: torch.dtype | None = None) -> torch.Tensor:

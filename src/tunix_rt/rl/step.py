@@ -127,15 +127,17 @@ def policy_update(
     pad_id: int,
     device: torch.device,
     compute_dtype: torch.dtype | None = None,
+    packed: bool = False,
 ) -> tuple[LossParts, float]:
     """num_iterations clipped-surrogate updates on one batch of samples; (last loss parts, grad norm).
 
     Old log-probs: with one iteration the current ones, detached (ratio 1, as TRL does); with more,
     computed once before the first update, so later iterations are measured against the policy
     that sampled. The reference's log-probs are computed once too (rl/reference.py).
-    compute_dtype: the autocast dtype of a LoRA run's bf16 base; None runs float32.
+    compute_dtype: the autocast dtype (dtype auto: bf16 where native); None runs float32.
+    packed: forwards run on packed rows (rl/sampling.pack_sequences; the recipe checks the model first).
     """
-    batch = batch_from_samples(scored.samples, pad_id, device)
+    batch = batch_from_samples(scored.samples, pad_id, device, packed)
     advantages, _ = group_advantages(
         torch.tensor(scored.totals), gcfg.num_generations, scale=gcfg.scale_rewards
     )
