@@ -72,7 +72,9 @@ def paired_lift(before: dict[str, bool], after: dict[str, bool]) -> dict:
     """The paired comparison of two scorings of the same items (id -> correct)."""
     if set(before) != set(after):
         only_b, only_a = sorted(set(before) - set(after)), sorted(set(after) - set(before))
-        raise ValueError(f"before and after scored different items: only before {only_b[:5]}, only after {only_a[:5]}")
+        raise ValueError(
+            f"before and after scored different items: only before {only_b[:5]}, only after {only_a[:5]}"
+        )
     n = len(before)
     if n == 0:
         raise ValueError("no items scored")
@@ -97,7 +99,8 @@ def paired_lift(before: dict[str, bool], after: dict[str, bool]) -> dict:
 def run_lift(run: Path) -> dict:
     """paired_lift of RUN/eval_before/predictions.jsonl against RUN/eval/predictions.jsonl."""
     return paired_lift(
-        _correct_by_id(run / "eval_before" / "predictions.jsonl"), _correct_by_id(run / "eval" / "predictions.jsonl")
+        _correct_by_id(run / "eval_before" / "predictions.jsonl"),
+        _correct_by_id(run / "eval" / "predictions.jsonl"),
     )
 
 
