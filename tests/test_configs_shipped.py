@@ -37,10 +37,14 @@ def test_cpu_grpo_dry_run_as_shipped(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert code == 0, out
     assert "40 prompts, every gold answer checked" in out
-    assert "G=8 completions of at most 128 tokens" in out and "steps: 150" in out
+    grpo, training = raw["grpo"], raw["training"]
+    assert f"G={grpo['num_generations']} completions of at most {grpo['max_completion_length']} tokens" in out
+    assert f"steps: {training['max_steps']}" in out
     assert "eval: reasoning-mix-heldout before and after training" in out
-    # The SFT run it starts from is not here: a named blocker, not a crash.
-    assert "blocker: model.model_id 'runs/cpu-reasoner': no such directory here" in out
+    # The SFT run it starts from (runs/cpu-scratch, made by configs/cpu-scratch.yaml) is not here:
+    # a named blocker, not a crash.
+    assert raw["model"]["model_id"] == "runs/cpu-scratch"
+    assert "blocker: model.model_id 'runs/cpu-scratch': no such directory here" in out
     assert not (tmp_path / "run").exists()
 
 
