@@ -19,6 +19,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Relative model paths (runs/cpu-scratch) resolve against an empty directory, not the checkout's runs/.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUNIX_RT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub model must be reported unavailable, not fetched
     threads = torch.get_num_threads()

@@ -253,6 +253,7 @@ def test_dry_run_accepts_every_shipped_config(config, tmp_path, capsys, monkeypa
     """configs/*.yaml and the bundled ones: valid, and planned offline without a traceback. Hub models
     (the GPU configs, never run on a GPU here) are reported missing; the named SmolLM2 is found."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # a relative model path (runs/cpu-scratch) must not find the checkout's runs/
     data = write_traces(tmp_path / "d.jsonl", n=8)
     code = main(
         [
