@@ -182,10 +182,10 @@ def sequence_logprobs(
     float32). Models the head-only path cannot serve (train/step.head_only_loss) get full logits.
     compute_dtype: the autocast dtype (dtype auto: bf16 where native), None for float32.
     """
-    device_type = batch.input_ids.device.type
-    enabled = compute_dtype is not None
     if batch.packed is not None:
         return _packed_logprobs(model, batch, compute_dtype)
+    device_type = batch.input_ids.device.type
+    enabled = compute_dtype is not None
     keep = batch.mask.bool()
     head_only = head_only_loss(model)
     with (
