@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_bench import load_benchmark
 from tunix_rt.device.preflight import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,12 +26,7 @@ HAVE_TRL = all(importlib.util.find_spec(p) is not None for p in ("trl", "acceler
 
 
 def _load_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("grpo_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["grpo_throughput"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("grpo_throughput")
 
 
 def test_tiny_grpo_benchmark_runs_both_sides_on_the_same_prompts(tmp_path: Path) -> None:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers_bench import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "grpo_lift.py"
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location("grpo_lift", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["grpo_lift"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("grpo_lift")
 
 
 lift = _load_module()

@@ -13,18 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers_bench import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "lora_throughput.py"
 HAVE_TRL = all(importlib.util.find_spec(p) is not None for p in ("trl", "accelerate", "datasets"))
 
 
 def _load_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("lora_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lora_throughput"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("lora_throughput")
 
 
 def test_tiny_lora_benchmark_runs_both_sides_and_its_report_adds_up(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -11,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers_bench import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "mfu_budget.py"
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location("mfu_budget", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mfu_budget"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mfu_budget")
 
 
 def test_tiny_budget_run_reports_a_consistent_breakdown(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers_bench import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "train_throughput.py"
 CONTENDERS = ("tunix-rt", "trl-bf16", "original")
@@ -29,11 +31,7 @@ def _installed(name: str) -> bool:
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_throughput"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_throughput")
 
 
 def test_tiny_benchmark_reports_every_installed_contender(tmp_path: Path) -> None:
