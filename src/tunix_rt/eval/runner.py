@@ -105,8 +105,8 @@ def eval_dtype(choice: Any, requested: str = "auto") -> str:
     some models (Gemma) overflow in it.
 
     bf16 on CPU because decoding is most of an evaluation's time and it is twice as fast: SmolLM2-135M,
-    64 prompts x 72 tokens, 2-core AMD EPYC (avx512_bf16): 298 tok/s in bf16 against 142 in float32
-    (benchmarks/eval_generation.py). Its cost: bf16 rounds differently at different batch shapes, so a
+    64 prompts x 72 tokens, 2-core AMD EPYC (avx512_bf16), eager attention: 291 tok/s in bf16
+    against 149 in float32 (benchmarks/eval_generation.py; sdpa in bf16: 345). Its cost: bf16 rounds differently at different batch shapes, so a
     row's tokens can depend on the batch it sat in. The dtype and batch size are recorded in
     eval_summary.json; `tunix-rt eval --dtype float32` gives batch-invariant output.
     """

@@ -131,7 +131,9 @@ def _before_after(view: RunView) -> list[str]:
     ]
     for key, label in (("primary_score", "accuracy"), ("format_compliance", "format compliance"),
                        ("accuracy_answered", "accuracy among answered")):  # fmt: skip
-        lines.append(f"| {label} | {pct(before.get(key))} | {pct(after.get(key))} | {pct(lift.get(key), True)} |")
+        lines.append(
+            f"| {label} | {pct(before.get(key))} | {pct(after.get(key))} | {pct(lift.get(key), True)} |"
+        )
     return [*lines, ""]
 
 
@@ -150,7 +152,17 @@ def render_readme(view: RunView, has_curve: bool) -> str:
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _headline(view)]
     lines += ["", "## Reproduce", "", *_reproduce(view), "", "## Loss curve", ""]
     lines.append(f"![loss curve]({LOSS_CURVE})" if has_curve else "- (no loss recorded in metrics.jsonl)")
-    lines += ["", *_before_after(view), "## Scorecard", "", *_scorecard(view), "", "## Evidence", "", *_evidence(view.path)]
+    lines += [
+        "",
+        *_before_after(view),
+        "## Scorecard",
+        "",
+        *_scorecard(view),
+        "",
+        "## Evidence",
+        "",
+        *_evidence(view.path),
+    ]
     if view.problems:
         lines += ["", "## Problems reading this run", ""] + [f"- {p}" for p in view.problems]
     return "\n".join(lines).rstrip() + "\n"

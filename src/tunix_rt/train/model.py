@@ -262,7 +262,9 @@ def load_tokenizer_only(cfg: ModelConfig) -> Any:
         return finish_tokenizer(AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name, **kwargs))
     if resolved.revision:
         kwargs["revision"] = resolved.revision
-    return finish_tokenizer(AutoTokenizer.from_pretrained(resolved.id_or_path, local_files_only=True, **kwargs))
+    return finish_tokenizer(
+        AutoTokenizer.from_pretrained(resolved.id_or_path, local_files_only=True, **kwargs)
+    )
 
 
 def explain_load_failure(name: str, revision: str | None, exc: Exception, offline: bool | None) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tunix_rt.train.batching import collate, packed_rows
+from tunix_rt.train.runtime import autocast
 from tunix_rt.train.tokenize import TokenizedDataset
 
 # Mean |packed - alone| / mean |alone|, per example. Measured on tiny GPT-2/Llama/Qwen2/Gemma and
@@ -59,9 +60,7 @@ def packing_problem(model: Any, compute_dtype: torch.dtype | None) -> str | None
             max_seq_length=int(lengths.max()),
         )
         batch = collate(data, np.arange(len(lengths)), pad_id=0, packed=True).to(device)
-        with torch.autocast(
-            device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None
-        ):
+        with autocast(device.type, compute_dtype):
             packed = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
             worst = 0.0
             for example in examples:

@@ -24,6 +24,13 @@ from tunix_rt.train.model import attention_for
 COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def autocast(device_type: str, compute_dtype: torch.dtype | None) -> torch.autocast:
+    """The region a forward runs in: autocast to compute_dtype, or plain float32 when it is None."""
+    return torch.autocast(
+        device_type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None
+    )
+
+
 @dataclass(frozen=True)
 class RunDevice:
     choice: DeviceChoice

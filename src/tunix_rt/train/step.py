@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from tunix_rt.train.batching import collate
 from tunix_rt.train.lm_loss import completion_loss, output_head
+from tunix_rt.train.runtime import autocast
 
 
 def micro_batch_loss(
@@ -28,7 +29,7 @@ def micro_batch_loss(
         dummy = torch.full((1, 1), pad_id, device=device)
         return model(input_ids=dummy, use_cache=False).logits.sum() * 0.0
     batch = collate(data, micro, pad_id, packed=packed).to(device)
-    with torch.autocast(device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
+    with autocast(device.type, compute_dtype):
         if head_only_loss(model):
             # The LM head only at labelled positions: the same loss and gradients (train/lm_loss.py).
             return completion_loss(model, batch.input_ids, batch.labels, position_ids=batch.position_ids)[0]
