@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from helpers_models import make_tiny_model_dir
 from tunix_rt.cli import main
@@ -103,6 +104,38 @@ def test_an_in_memory_model_is_evaluated_as_a_cast_copy_and_left_unchanged(
     ).read_text()
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_an_in_memory_lora_policy_is_evaluated_merged_as_its_final_model(
+    run_dir: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunix_rt.config import LoraConfig
+    from tunix_rt.train.lora import apply_lora, save_final
+
+    base = AutoModelForCausalLM.from_pretrained(run_dir / "final_model", dtype=torch.float32)
+    policy = apply_lora(base, LoraConfig(r=4), None)
+    with torch.no_grad():  # a trained adapter: lora_B away from its zero init, so merging matters
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(0)) * 0.5)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "final_model")
+    final = tmp_path / "final"
+    save_final(policy, tokenizer, final)
+    adapter = {k: v.clone() for k, v in policy.state_dict().items() if "lora_" in k}
+    in_memory = evaluate(run_dir, str(eval_file), tmp_path / "m", model_obj=policy, tokenizer=tokenizer,
+                         batch_size=3, max_new_tokens=8, dtype="bfloat16")  # fmt: skip
+    from_disk = evaluate(final, str(eval_file), tmp_path / "d", device="cpu", batch_size=3, max_new_tokens=8,
+                         dtype="bfloat16", render_settings={"template": "plain", "system_instruction": "Be brief."})  # fmt: skip
+    assert in_memory["generation"]["dtype"] == from_disk["generation"]["dtype"] == "bfloat16"
+    predictions = [[json.loads(line)["prediction"] for line in (tmp_path / d / "predictions.jsonl").open()]
+                   for d in ("m", "d")]  # fmt: skip
+    assert predictions[0] == predictions[1]
+    # The policy is still the unmerged LoRA model it was, adapters unchanged.
+    assert not any(getattr(m, "merged", False) for m in policy.modules())
+    assert all(torch.equal(adapter[k], v) for k, v in policy.state_dict().items() if "lora_" in k)
 
 
 def test_scoring_and_render_settings(

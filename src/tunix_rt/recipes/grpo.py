@@ -306,6 +306,7 @@ def _evaluate(
             model_obj=model,
             tokenizer=tokenizer,
             render_settings=settings,
+            dtype="auto",  # as SFT's evaluations: bf16 + sdpa where native, a LoRA policy merged
         ),
         key=key,
     )
