@@ -7,7 +7,7 @@ import torch
 
 from helpers_models import make_tiny_model, make_tokenizer
 from tunix_rt.eval.generate import generate
-from tunix_rt.rl.sampling import sequence_logprobs, update_batch
+from tunix_rt.rl.sampling import refreshed, sampling_copy, sequence_logprobs, update_batch
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,34 @@ def test_update_batch_marks_exactly_the_completion_targets() -> None:
     # target t is token t + 1: row 0's completion tokens are targets 2 and 3, row 1's 0..2.
     assert batch.mask.tolist() == [[0, 0, 1, 1], [1, 1, 1, 0]]
     assert batch.targets[batch.mask.bool()].tolist() == [1, 2, 3, 4, 9]
+
+
+def test_the_bf16_sampling_copy_follows_the_policy_and_never_touches_it() -> None:
+    tokenizer = make_tokenizer()
+    model = make_tiny_model("llama", tokenizer)
+    assert sampling_copy(model, None) is None  # float32 samples from the policy itself
+    twin = sampling_copy(model, torch.bfloat16)
+    # Weights in bf16, rotary frequencies in float32 as from_pretrained(dtype=bf16) keeps them.
+    assert {p.dtype for p in twin.parameters()} == {torch.bfloat16}
+    assert twin.model.rotary_emb.inv_freq.dtype == torch.float32
+    assert not any(p.requires_grad for p in twin.parameters())
+    with torch.no_grad():  # an optimizer step on the policy
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    assert not torch.equal(twin.lm_head.weight, model.lm_head.weight.to(torch.bfloat16))
+    policy = {name: p.clone() for name, p in model.named_parameters()}
+    refreshed(twin, model)
+    for (name, p), (twin_name, q) in zip(model.named_parameters(), twin.named_parameters(), strict=True):
+        assert name == twin_name and torch.equal(q, p.detach().to(torch.bfloat16)), name
+        assert p.dtype == torch.float32 and torch.equal(p, policy[name]) and p.requires_grad
+    # Sampling from the copy is reproducible from the step's generator, as from the policy.
+    rows = ["Question: What is 1 + 2?\nReasoning:\n"] * 4
+    draws = [
+        generate(twin, tokenizer, rows, max_new_tokens=6, batch_size=4, device="cpu", temperature=1.0,
+                 generator=torch.Generator().manual_seed(3))
+        for _ in range(2)
+    ]  # fmt: skip
+    assert [g.token_ids for g in draws[0]] == [g.token_ids for g in draws[1]]
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

@@ -253,6 +253,7 @@ def _in_eval_dtype(model: Any, requested: str | None) -> tuple[Any, str, str]:
     import torch
 
     from tunix_rt.train.lora import is_peft_model, merged_copy
+    from tunix_rt.train.model import cast_as_loading_does
 
     first = next(model.parameters())
     device_str, dtype = str(first.device), str(first.dtype).removeprefix("torch.")
@@ -266,23 +267,10 @@ def _in_eval_dtype(model: Any, requested: str | None) -> tuple[Any, str, str]:
     attention = "sdpa" if getattr(model, "_supports_sdpa", False) else None
     if wanted == dtype and attention in (None, model.config._attn_implementation):
         return model, device_str, dtype
-    evaluated = _cast_as_loading_does((model if copied else copy.deepcopy(model)), getattr(torch, wanted))
+    evaluated = cast_as_loading_does(model if copied else copy.deepcopy(model), getattr(torch, wanted))
     if attention is not None:
         evaluated.set_attn_implementation(attention)
     return evaluated, device_str, wanted
-
-
-def _cast_as_loading_does(model: Any, dtype: Any) -> Any:
-    """model.to(dtype), except the buffers no checkpoint holds (Llama's rotary inv_freq): those
-    from_pretrained(dtype=...) computes in float32 and leaves there, so a cast copy must too, or
-    its positions (and its generations) differ from the same model loaded from disk."""
-    saved = set(model.state_dict())
-    unsaved = [(name, buffer) for name, buffer in model.named_buffers() if name not in saved]
-    model.to(dtype)
-    for name, buffer in unsaved:
-        owner, _, leaf = name.rpartition(".")
-        model.get_submodule(owner).register_buffer(leaf, buffer, persistent=False)
-    return model
 
 
 def load_model_tokenizer(model_dir: Path) -> Any:

@@ -29,6 +29,7 @@ from tunix_rt.rl import record as rl_record
 from tunix_rt.rl.data import PromptSet, load_prompts, step_prompts
 from tunix_rt.rl.reference import Reference
 from tunix_rt.rl.rewards import Reward, build_rewards, probe_rewards
+from tunix_rt.rl.sampling import refreshed, sampling_copy
 from tunix_rt.rl.start import StartPoint, resolve_start
 from tunix_rt.rl.state import GrpoState
 from tunix_rt.rl.step import policy_update, probe_memory, sample_and_score
@@ -124,6 +125,9 @@ def _grpo(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     settings = start.render_settings(tokenizer, cfg.system_instruction)
     reference = _reference(cfg, dev, start, model) if gcfg.beta > 0 else None
+    twin = sampling_copy(model, dev.compute_dtype)  # full fine-tuning in bf16 on a CPU samples from it
+    if twin is not None:
+        log.info(f"sampling: a {dev.dtype_name} copy of the weights, refreshed before each step's generation")
     rendered = [render_for_eval(item.prompt, tokenizer, settings) for item in prompts.items]
     longest_prompt = max(len(encode_prompt(tokenizer, text)) for text in rendered)
     log.info(
@@ -192,8 +196,10 @@ def _grpo(
         started = time.perf_counter()
         chosen = step_prompts(prompts.items, state.step, tcfg.batch_size, tcfg.seed)
         items, texts = [prompts.items[i] for i in chosen], [rendered[i] for i in chosen]
+        # The policy under the update's autocast, or its bf16 copy with this step's weights.
+        policy, dtype = (model, dev.compute_dtype) if twin is None else (refreshed(twin, model), None)
         scored = sample_and_score(
-            model, tokenizer, items, texts, rewards, gcfg, dev.device, state.sampler, dev.compute_dtype
+            policy, tokenizer, items, texts, rewards, gcfg, dev.device, state.sampler, dtype
         )
         generated = time.perf_counter()
         parts, grad_norm = policy_update(

@@ -9,6 +9,7 @@ exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from tunix_rt.eval.generate import Generation, generate
 from tunix_rt.rl.loss import token_logprobs
 from tunix_rt.train.lm_loss import head_only_at
 from tunix_rt.train.lora import adapters_merged, is_peft_model
+from tunix_rt.train.model import cast_as_loading_does
 from tunix_rt.train.runtime import autocast
 from tunix_rt.train.step import head_only_loss
 
@@ -51,6 +53,32 @@ def generation_weights(model: Any) -> contextlib.AbstractContextManager[None]:
     if is_peft_model(model) and model.get_base_model().dtype == torch.float32:
         return adapters_merged(model)
     return contextlib.nullcontext()
+
+
+def sampling_copy(model: Any, compute_dtype: torch.dtype | None) -> Any | None:
+    """Full fine-tuning in bf16 on a CPU: a bf16 copy of the policy for sampling, kept for the run and
+    refreshed from the float32 weights before each step's generation (`refreshed`); None otherwise.
+
+    Why: at the small batch sizes of decoding, autocast's per-op dispatch and activation casts cost
+    more than the matmuls on a CPU; generating from bf16 weights is faster (benchmarks/
+    grpo_throughput.py, docs/performance.md). The price: normalisation and softmax run in bf16 while
+    the update's forward runs them in float32 under autocast, so samples come from a policy a
+    rounding away from the one being differentiated, as with any separate inference engine (vLLM).
+    The log-probs of the loss are always the update's own. Not used with LoRA (the frozen base is
+    already bf16), in float32, or on a GPU (not measured there; it would cost half the model's memory)."""
+    first = next(model.parameters())
+    if is_peft_model(model) or compute_dtype is None or first.device.type != "cpu":
+        return None
+    twin = cast_as_loading_does(copy.deepcopy(model), compute_dtype)
+    return twin.requires_grad_(False).eval()
+
+
+def refreshed(twin: Any, model: Any) -> Any:
+    """The sampling copy with the policy's current weights (cast on copy)."""
+    with torch.no_grad():
+        for target, source in zip(twin.parameters(), model.parameters(), strict=True):
+            target.copy_(source)
+    return twin
 
 
 def sample_groups(

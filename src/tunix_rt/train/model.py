@@ -280,6 +280,19 @@ def explain_load_failure(name: str, revision: str | None, exc: Exception, offlin
     return f"cannot load model '{name}'{rev}: {text.splitlines()[0] if text else type(exc).__name__}"
 
 
+def cast_as_loading_does(model: Any, dtype: torch.dtype) -> Any:
+    """model.to(dtype), except the buffers no checkpoint holds (Llama's rotary inv_freq): those
+    from_pretrained(dtype=...) computes in float32 and leaves there, so a cast copy must too, or
+    its positions (and its generations) differ from the same model loaded from disk."""
+    saved = set(model.state_dict())
+    unsaved = [(name, buffer) for name, buffer in model.named_buffers() if name not in saved]
+    model.to(dtype)
+    for name, buffer in unsaved:
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner).register_buffer(leaf, buffer, persistent=False)
+    return model
+
+
 def count_parameters(model: Any) -> int:
     # Tied embeddings are one tensor; count each parameter once.
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
