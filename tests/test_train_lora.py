@@ -60,6 +60,11 @@ def test_bf16_base_fp32_adapters_and_gradients_only_in_adapters():
     assert trainable and all("lora_A" in n or "lora_B" in n for n in trainable)
     assert all(p.dtype == torch.float32 for p in trainable.values())
     assert all(p.dtype == torch.bfloat16 for p in frozen.values())
+    # Rotary frequencies stay float32 as from_pretrained(dtype=bf16) keeps them: rounded to bf16 they
+    # would turn positions by up to ~0.1 rad at position 100, a model the base never was.
+    rotary = model.get_base_model().model.rotary_emb
+    assert rotary.inv_freq.dtype == torch.float32
+    assert torch.equal(rotary.inv_freq, rotary.original_inv_freq)
     # all-linear: every projection of every layer, never the LM head.
     adapted = {n.split(".lora_")[0] for n in trainable}
     assert len(adapted) == 2 * 7 and not any("lm_head" in n for n in adapted)

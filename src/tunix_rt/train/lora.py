@@ -25,6 +25,7 @@ import torch
 
 from tunix_rt.config import LoraConfig
 from tunix_rt.errors import ModelError
+from tunix_rt.train.model import cast_as_loading_does
 
 ADAPTER_DIR = "adapter"
 # In a LoRA checkpoint directory: the trainable tensors (adapters, modules_to_save) by parameter name.
@@ -42,8 +43,8 @@ def apply_lora(model: Any, cfg: LoraConfig, compute_dtype: torch.dtype | None) -
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    if compute_dtype is not None:
-        model.to(compute_dtype)
+    if compute_dtype is not None:  # rotary frequencies stay float32, as from_pretrained(dtype=) keeps them
+        cast_as_loading_does(model, compute_dtype)
     peft_cfg = PeftLoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
@@ -66,8 +67,8 @@ def load_lora(model: Any, adapter_dir: Path, compute_dtype: torch.dtype | None) 
     the same dtypes as apply_lora (base frozen in compute_dtype, adapters fp32)."""
     from peft import PeftModel
 
-    if compute_dtype is not None:
-        model.to(compute_dtype)
+    if compute_dtype is not None:  # rotary frequencies stay float32, as from_pretrained(dtype=) keeps them
+        cast_as_loading_does(model, compute_dtype)
     try:
         peft_model = PeftModel.from_pretrained(
             model, adapter_dir, is_trainable=True, autocast_adapter_dtype=True
