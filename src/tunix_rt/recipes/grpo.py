@@ -13,7 +13,8 @@ arithmetic, its evidence). Single process for now: under torchrun it refuses to 
 With a `lora:` section GRPO trains LoRA adapters exactly as SFT's LoRA path does (train/lora.py:
 frozen base in bf16 where the device runs it, adapters fp32, autocast), fresh on the starting
 model or continuing a LoRA SFT run's adapter (rl/start.py); the KL reference is then no second
-model (rl/reference.py). Without it every parameter is trained in float32.
+model (rl/reference.py). Without it every parameter is trained: float32 weights, the update under
+the autocast of training.dtype (auto: bf16 where native), sampling from a bf16 copy on a CPU.
 """
 
 from __future__ import annotations
