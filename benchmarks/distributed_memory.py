@@ -4,12 +4,12 @@ slices). FSDP runs twice: as the recipe does it (`fsdp`: the model built on the 
 rank, rank 0 alone building the full one and broadcasting it into the shards) and as it was before
 (`fsdp-full`: every rank builds the full model, then shards it), to show the peak RSS per rank.
 
-The model is the scratch Llama of configs/cpu-reasoner.yaml (or larger, with --hidden/--layers);
+The model is the scratch Llama of configs/cpu-scratch.yaml (or larger, with --hidden/--layers);
 the data are random token ids with a realistic spread of lengths (40..256 tokens), so nothing is
 downloaded or tokenized. Each contender runs a few optimizer steps with the recipe's own parts
 (DistContext.wrap, my_micro_batches, build_optimizer, the recipe's loss normalisation) on gloo.
 
-    python benchmarks/distributed_memory.py                 # 2 ranks, the cpu-reasoner Llama
+    python benchmarks/distributed_memory.py                 # 2 ranks, the cpu-scratch Llama
     python benchmarks/distributed_memory.py --hidden 512 --layers 8 --nproc 2
 
 Not a timed benchmark: it prints bytes and token counts, which do not depend on a quiet machine.
@@ -48,7 +48,7 @@ def _config(args: argparse.Namespace) -> Any:
 
     from tunix_rt.config import load_config
 
-    cfg = load_config(ROOT / "configs/cpu-reasoner.yaml", [])[0]
+    cfg = load_config(ROOT / "configs/cpu-scratch.yaml", [])[0]
     hidden, layers = args.hidden or cfg.model.hidden_size, args.layers or cfg.model.num_layers
     return LlamaConfig(
         vocab_size=cfg.model.vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
@@ -196,8 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32, help="effective batch (examples per step)")
-    parser.add_argument("--hidden", type=int, default=0, help="0: the cpu-reasoner config's")
-    parser.add_argument("--layers", type=int, default=0, help="0: the cpu-reasoner config's")
+    parser.add_argument("--hidden", type=int, default=0, help="0: the cpu-scratch config's")
+    parser.add_argument("--layers", type=int, default=0, help="0: the cpu-scratch config's")
     parser.add_argument("--strategy", default="single", choices=CONTENDERS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
