@@ -81,3 +81,27 @@ def test_encode_prompt_agrees_with_training(tokenizer) -> None:
             assert encode_prompt(tokenizer, text) == tokenize.encode_prompt(tokenizer, text)
         finally:
             tokenizer.add_bos_token = False
+
+
+def test_the_sampler_draws_from_the_tempered_nucleus_distribution() -> None:
+    from tunix_rt.eval.generate import InverseCdfSampler
+
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -float("inf")])
+    draws = 40_000
+    scores = logits.repeat(draws, 1)
+    for temperature, top_p in [(1.0, 1.0), (0.7, 1.0), (1.0, 0.8)]:
+        sampler = InverseCdfSampler(temperature, top_p, torch.Generator().manual_seed(0))
+        out = sampler(torch.zeros(draws, 1, dtype=torch.long), scores)
+        assert bool((out.isfinite().sum(dim=-1) == 1).all())  # one token per row, the one greedy picks
+        counts = torch.bincount(out.argmax(dim=-1), minlength=6).float() / draws
+        expected = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:  # the smallest most-likely set reaching top_p, renormalised
+            keep = (expected.cumsum(0) - expected) < top_p
+            expected = torch.where(keep, expected, 0.0) / expected[keep].sum()
+            assert counts[~keep].sum() == 0
+        assert counts[5] == 0  # zero mass is never drawn
+        torch.testing.assert_close(counts, expected, atol=0.01, rtol=0)
+    # The same generator state draws the same tokens.
+    again = [InverseCdfSampler(1.0, 1.0, torch.Generator().manual_seed(3))(None, scores[:50]).argmax(-1)
+             for _ in range(2)]  # fmt: skip
+    assert torch.equal(again[0], again[1])

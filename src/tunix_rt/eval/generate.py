@@ -9,8 +9,7 @@ tests/test_eval_generate.py checks that on a tiny GPT-2 and a tiny Llama.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,16 +109,15 @@ def generate(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             input_ids, attention = _left_pad([encoded[i] for i in chunk], pad_id)
-            with _sampling_rng(generator, device):
-                output = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention.to(device),
-                    max_new_tokens=max_new_tokens,
-                    **_decoding(temperature, top_p),
-                    pad_token_id=pad_id,
-                    eos_token_id=stops or None,
-                    use_cache=True,
-                )
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=max_new_tokens,
+                **_decoding(temperature, top_p, generator),
+                pad_token_id=pad_id,
+                eos_token_id=stops or None,
+                use_cache=True,
+            )
             new_tokens = output[:, input_ids.shape[1] :].tolist()
             for row, index in zip(new_tokens, chunk, strict=True):
                 kept, stopped = _trim(row, set(stops))
@@ -135,33 +133,59 @@ def generate(
     return [r for r in results if r is not None]
 
 
-def _decoding(temperature: float | None, top_p: float | None) -> dict[str, Any]:
-    """model.generate's decoding arguments: greedy, or sampling with temperature and nucleus top_p."""
+def _decoding(
+    temperature: float | None, top_p: float | None, generator: torch.Generator | None
+) -> dict[str, Any]:
+    """model.generate's decoding arguments. Greedy; or sampling with temperature and nucleus top_p,
+    done by `InverseCdfSampler` as the last logits processor of a greedy search (see there)."""
+    # Cleared so a checkpoint's sampling defaults (temperature, top_k, often 50) cannot leak in or warn.
+    greedy = {"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None, "top_k": None}
     if temperature is None:
-        # Cleared so a checkpoint's sampling defaults cannot leak in or warn.
-        return {"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None, "top_k": None}
+        return greedy
     if temperature <= 0:
         raise ValueError("temperature must be > 0 (None decodes greedily)")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError("top_p must be in (0, 1]")
-    # top_k=0 turns off the checkpoint's default top-k (often 50): only temperature and top_p act.
-    return {"do_sample": True, "num_beams": 1, "temperature": temperature, "top_p": top_p or 1.0, "top_k": 0}
+    from transformers import LogitsProcessorList
+
+    sampler = InverseCdfSampler(temperature, top_p or 1.0, generator)
+    return {**greedy, "logits_processor": LogitsProcessorList([sampler])}
 
 
-@contextlib.contextmanager
-def _sampling_rng(generator: torch.Generator | None, device: str | torch.device) -> Iterator[None]:
-    """Sampling draws from `generator` without disturbing the global RNG.
+class InverseCdfSampler:
+    """Draws each row's next token from softmax(scores / temperature), restricted to the nucleus of
+    mass top_p, and returns scores whose only finite entry is that token, so the greedy search
+    that runs it last picks exactly it.
 
-    `model.generate` samples with the global torch RNG and takes no generator, so a seed drawn from
-    `generator` seeds a forked global RNG for the call: the same generator state gives the same
-    samples, and dropout or data order elsewhere in training see an untouched global stream.
+    Why not `do_sample=True`: transformers then draws with `torch.multinomial`, which for one sample
+    computes argmax(p / q) with q ~ Exp(1) over the whole vocabulary: a random number per vocabulary
+    entry per row per token. On a CPU that was ~20% of GRPO's sampling time for SmolLM2's 49k
+    vocabulary (64 rows: 94 ms per decode step, torch profiler, 2-core AMD EPYC). Inverse-CDF
+    sampling needs one uniform number per row: the cumulative sum of the probabilities and a
+    binary search. The distribution is the same; the draws come from `generator` (a resumed run
+    continues its stream), or from the global RNG when there is none.
     """
-    if generator is None:
-        yield
-        return
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    where = torch.device(device)
-    devices = [where.index or 0] if where.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+
+    def __init__(self, temperature: float, top_p: float, generator: torch.Generator | None) -> None:
+        self.temperature, self.top_p, self.generator = temperature, top_p, generator
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = _nucleus(probs, self.top_p)
+        cdf = probs.cumsum(dim=-1)
+        where = "cpu" if self.generator is None else self.generator.device
+        uniform = torch.rand(probs.shape[0], 1, generator=self.generator, device=where).to(probs.device)
+        # The first index whose cumulative mass exceeds u * total: a token of zero mass is never chosen.
+        chosen = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).clamp_(max=probs.shape[-1] - 1)
+        picked = torch.full_like(scores, -float("inf"))
+        return picked.scatter_(1, chosen, 0.0)
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """probs with everything outside the smallest set of most likely tokens whose mass reaches
+    top_p set to 0 (the most likely token is always kept), as transformers' TopPLogitsWarper."""
+    ordered, order = probs.sort(dim=-1, descending=True)
+    mass_before = ordered.cumsum(dim=-1) - ordered  # the mass of the tokens ranked above each one
+    ordered = ordered.masked_fill(mass_before >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter_(1, order, ordered)
