@@ -4,7 +4,8 @@ Prompts are encoded exactly as training encodes them (`encode_prompt`), sorted b
 batch carries little padding, left-padded (so every row's next token sits in the last column) and
 decoded greedily by `model.generate` with the KV cache. Hugging Face derives position ids from the
 attention mask for left-padded rows, so a batched row yields the same tokens as the prompt alone;
-tests/test_eval_generate.py checks that on a tiny GPT-2 and a tiny Llama.
+tests/test_eval_generate.py checks that on a tiny GPT-2 and a tiny Llama. With a temperature
+(GRPO's sampling) each row's token is drawn by `InverseCdfSampler` from the given generator.
 """
 
 from __future__ import annotations
