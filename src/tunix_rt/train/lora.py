@@ -136,7 +136,7 @@ def merged_copy(model: Any, dtype: torch.dtype = torch.float32, device: str | to
     `model` is untouched. The copy is made on `device` in `dtype`: fp32 keeps the adapter update
     exact on top of the (possibly bf16) base.
     """
-    twin = copy.deepcopy(model).to(device=device, dtype=dtype)
+    twin = cast_as_loading_does(copy.deepcopy(model).to(device), dtype)  # rotary frequencies stay float32
     return twin.merge_and_unload()
 
 
