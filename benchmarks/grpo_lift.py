@@ -10,8 +10,16 @@ fixed vs broken gives the p-value. Before and after accuracy each get a 95% Wils
 
     python benchmarks/grpo_lift.py runs/cpu-grpo
     python benchmarks/grpo_lift.py runs/cpu-grpo --json      # one JSON object instead of text
+    python benchmarks/grpo_lift.py runs/cpu-grpo --samples 8  # also sampled correctness (avg@8)
 
-Pure python: the binomial tail is summed exactly with math.comb.
+Greedy accuracy is what the run's evaluations measure, but GRPO optimises the correctness of
+*sampled* completions. `--samples K` also measures that on the held-out items: the start model
+(the manifest's model.id) and RUN/final_model each answer every item K times at the run's
+temperature and top_p, with the same seed (common random numbers, so the difference is less noisy
+than either score), and the per-item fractions correct are compared pairwise: avg@K before and
+after, their difference and its 95% interval (normal approximation over items).
+
+The statistics are pure python: the binomial tail is summed exactly with math.comb.
 """
 
 from __future__ import annotations
@@ -104,6 +112,108 @@ def run_lift(run: Path) -> dict:
     )
 
 
+def paired_sampled_lift(before: list[int], after: list[int], k: int) -> dict:
+    """avg@k before and after from per-item counts of correct samples (out of k, same items in the
+    same order), the mean per-item difference, its 95% interval and two-sided p (normal
+    approximation: the mean of n independent per-item differences)."""
+    if k < 1 or len(before) != len(after) or not before:
+        raise ValueError(f"need k >= 1 and two equally long, non-empty count lists, got k={k}")
+    if any(not 0 <= c <= k for c in [*before, *after]):
+        raise ValueError(f"a count of correct samples lies outside 0..{k}")
+    n = len(before)
+    diffs = [(a - b) / k for b, a in zip(before, after, strict=True)]
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    se = sd / math.sqrt(n)
+    # With no spread at all the difference is exact: no evidence when it is 0, certain otherwise.
+    p = math.erfc(abs(mean) / se / math.sqrt(2)) if se > 0 else float(mean == 0)
+    return {
+        "n": n,
+        "k": k,
+        "before": sum(before) / (n * k),
+        "after": sum(after) / (n * k),
+        "lift": mean,
+        "lift_se": se,
+        "lift_ci95": (mean - Z95 * se, mean + Z95 * se),
+        "p": p,
+    }
+
+
+def _sampled_counts(model_dir: Path, prompts: list[str], items: list, k: int, how: dict) -> list[int]:
+    """How many of k sampled completions of each item are correct, for the model in model_dir."""
+    import torch
+
+    from tunix_rt.device.preflight import resolve_device
+    from tunix_rt.eval.generate import generate
+    from tunix_rt.eval.runner import eval_dtype, load_model
+    from tunix_rt.eval.score import score
+
+    choice = resolve_device("auto")
+    model, tokenizer = load_model(model_dir, choice.device, eval_dtype(choice))
+    generator = torch.Generator().manual_seed(how["seed"])
+    generations = generate(
+        model,
+        tokenizer,
+        [prompt for prompt in prompts for _ in range(k)],
+        max_new_tokens=how["max_new_tokens"],
+        batch_size=how["batch_size"],
+        device=choice.device,
+        temperature=how["temperature"],
+        top_p=how["top_p"],
+        generator=generator,
+    )
+    return [
+        sum(score(gen.text, item.expected_answer).correct for gen in generations[i * k : (i + 1) * k])
+        for i, item in enumerate(items)
+    ]
+
+
+def run_sampled_lift(run: Path, k: int, seed: int = 0) -> dict:
+    """paired_sampled_lift of the run's start model against RUN/final_model on the run's eval set,
+    both asked with the rendering GRPO saved and sampled as GRPO sampled."""
+    from tunix_rt.data.evalsets import load_eval_set
+    from tunix_rt.eval.runner import (
+        load_model_tokenizer,
+        read_render_settings,
+        render_for_eval,
+        resolve_model_dir,
+    )
+    from tunix_rt.evidence import read_manifest
+
+    manifest = read_manifest(run) or {}
+    config = manifest.get("config", {}).get("resolved", {})
+    if "grpo" not in config or not manifest.get("eval", {}).get("eval_set"):
+        raise ValueError(f"{run}: not a finished GRPO run with training.eval_set")
+    start_dir = resolve_model_dir(manifest["model"]["id"])[0]
+    final_dir = run / "final_model"
+    settings = read_render_settings(final_dir)
+    items = load_eval_set(manifest["eval"]["eval_set"]).items
+    tokenizer = load_model_tokenizer(final_dir)
+    prompts = [render_for_eval(item.prompt, tokenizer, settings) for item in items]
+    how = {
+        "seed": seed,
+        "temperature": config["grpo"]["temperature"],
+        "top_p": config["grpo"]["top_p"],
+        "max_new_tokens": config["training"]["eval_max_new_tokens"],
+        "batch_size": config["training"]["eval_batch_size"],
+    }
+    before = _sampled_counts(start_dir, prompts, items, k, how)
+    after = _sampled_counts(final_dir, prompts, items, k, how)
+    return {
+        **paired_sampled_lift(before, after, k),
+        **{key: how[key] for key in ("temperature", "top_p", "seed")},
+    }
+
+
+def format_sampled_report(r: dict) -> str:
+    lo, hi = r["lift_ci95"]
+    return (
+        f"sampled (avg@{r['k']}, temperature {r['temperature']}, top_p {r['top_p']}, seed {r['seed']}): "
+        f"{r['before']:.1%} -> {r['after']:.1%}, lift {r['lift'] * 100:+.1f} points "
+        f"(95% {lo * 100:+.1f} to {hi * 100:+.1f}), p = {r['p']:.3g}"
+    )
+
+
 def format_report(r: dict) -> str:
     (bl, bh), (al, ah) = r["before_wilson95"], r["after_wilson95"]
     return "\n".join(
@@ -122,13 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a GRPO (or SFT with eval_before) run directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--samples", type=int, default=0, metavar="K", help="also avg@K sampled correctness")
+    parser.add_argument("--seed", type=int, default=0, help="the sampling seed of --samples")
     args = parser.parse_args(argv)
     try:
         result = run_lift(args.run)
+        if args.samples:
+            result["sampled"] = run_sampled_lift(args.run, args.samples, args.seed)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result) if args.json else format_report(result))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_report(result))
+        if "sampled" in result:
+            print(format_sampled_report(result["sampled"]))
     return 0
 
 

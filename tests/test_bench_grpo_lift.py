@@ -81,3 +81,67 @@ def test_run_lift_refuses_different_item_sets(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="different items"):
         lift.run_lift(tmp_path)
     assert lift.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_paired_sampled_lift_matches_hand_computed_values() -> None:
+    # Per-item differences (out of k=4): +1/4, 0, 0, +2/4 -> mean 0.1875; deviations 0.0625,
+    # -0.1875, -0.1875, 0.3125 -> squares sum 0.171875, / 3 -> sd 0.239357, se = sd / 2 = 0.119678.
+    r = lift.paired_sampled_lift([0, 2, 4, 1], [1, 2, 4, 3], 4)
+    assert (r["n"], r["k"]) == (4, 4)
+    assert (r["before"], r["after"]) == (7 / 16, 10 / 16)
+    assert r["lift"] == pytest.approx(0.1875)
+    assert r["lift_se"] == pytest.approx(0.119678, abs=1e-6)
+    assert r["lift_ci95"] == pytest.approx(
+        (0.1875 - 1.959964 * 0.119678, 0.1875 + 1.959964 * 0.119678), abs=1e-5
+    )
+    assert r["p"] == pytest.approx(0.117185, abs=1e-5)  # 2 (1 - Phi(1.566693)), z = 0.1875 / se
+    same = lift.paired_sampled_lift([1, 2], [1, 2], 2)
+    assert (same["lift"], same["p"]) == (0.0, 1.0)  # no difference at all: no evidence
+    assert lift.paired_sampled_lift([0, 0], [1, 1], 1)["p"] == 0.0  # every item moved the same: exact
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "k"), [([1], [1, 2], 2), ([3], [1], 2), ([], [], 2), ([0], [0], 0)]
+)
+def test_paired_sampled_lift_refuses_inconsistent_counts(before: list[int], after: list[int], k: int) -> None:
+    with pytest.raises(ValueError):
+        lift.paired_sampled_lift(before, after, k)
+
+
+def test_sampled_lift_of_a_learning_grpo_run(tmp_path: Path, capsys) -> None:
+    """A GRPO run that learns (the tiny digit task of test_grpo_recipe): the start model and the
+    final model are sampled on the run's eval set, and the sampled lift is found beyond noise."""
+    import torch
+
+    from helpers_rl import make_digit_model, write_digit_prompts
+    from tunix_rt.config import load_config
+    from tunix_rt.recipes.grpo import train
+    from tunix_rt.train.request import TrainRequest
+
+    model = make_digit_model(tmp_path / "model")
+    data = write_digit_prompts(tmp_path / "p.jsonl", 16)
+    run = tmp_path / "run"
+    training = {
+        "device": "cpu", "dtype": "float32", "batch_size": 4, "max_steps": 16, "learning_rate": 1e-2,
+        "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1, "seed": 5, "eval_set": str(data),
+    }  # fmt: skip
+    grpo = {"num_generations": 8, "max_completion_length": 5, "rewards": {"correctness": 1.0, "format": 0.1}}
+    raw = {"model": {"model_id": str(model)}, "method": "grpo", "training": training, "grpo": grpo}
+    cfg, _ = load_config(raw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is far faster on a shared 2-core machine
+    try:
+        train(TrainRequest(config=cfg, dataset=str(data), output=run, device="cpu", argv=["test"]))
+        r = lift.run_sampled_lift(run, k=4, seed=1)
+        assert lift.main([str(run), "--samples", "2"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert (r["n"], r["k"], r["temperature"], r["top_p"]) == (16, 4, 1.0, 1.0)
+    assert r["before"] < 0.5 < r["after"] and r["p"] < 0.01, r  # a random digit, then mostly the gold 7
+    assert "sampled (avg@2, temperature 1.0" in capsys.readouterr().out
+
+
+def test_sampled_lift_needs_a_grpo_run(tmp_path: Path) -> None:
+    (tmp_path / "run_manifest.json").write_text(json.dumps({"config": {"resolved": {"training": {}}}}))
+    with pytest.raises(ValueError, match="not a finished GRPO run"):
+        lift.run_sampled_lift(tmp_path, k=2)

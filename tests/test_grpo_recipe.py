@@ -125,7 +125,39 @@ def test_refusals_come_before_the_run_directory(digit_model: Path, tmp_path: Pat
     good = write_digit_prompts(tmp_path / "good.jsonl", 3)
     with pytest.raises(ConfigError, match=r"grpo\.rewards\.no_such_mod:f"):
         train(_request(digit_model, good, tmp_path / "r2", grpo={"rewards": {"no_such_mod:f": 1.0}}))
-    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+    with pytest.raises(ConfigError, match=r"gradient_accumulation_steps: .*grpo\.micro_batch_size"):
+        train(_request(digit_model, good, tmp_path / "r3", gradient_accumulation_steps=2))
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
+
+
+def test_micro_batches_and_activation_checkpointing_train_the_same_model(
+    digit_model: Path, tmp_path: Path
+) -> None:
+    """grpo.micro_batch_size and training.gradient_checkpointing only save memory: two steps with
+    both give the weights two steps without give (the model without dropout, whose draws would
+    depend on the forward's shape)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(digit_model, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model.save_pretrained(tmp_path / "model")
+    AutoTokenizer.from_pretrained(digit_model).save_pretrained(tmp_path / "model")
+    data = write_digit_prompts(tmp_path / "p.jsonl", 8)
+    train(_request(tmp_path / "model", data, tmp_path / "whole", max_steps=2))
+    split = {"num_generations": 6, "micro_batch_size": 5}  # 4 prompts x 6 = 24 rows: chunks of 5, last 4
+    train(
+        _request(
+            tmp_path / "model", data, tmp_path / "split", max_steps=2, grpo=split, gradient_checkpointing=True
+        )
+    )
+    log = (tmp_path / "split" / "training_log.txt").read_text()
+    assert "memory probe: 5 rows" in log and "activation checkpointing" in log
+    whole, chunked = read_weights(tmp_path / "whole"), read_weights(tmp_path / "split")
+    assert _steps(tmp_path / "whole")[-1]["reward_mean"] == _steps(tmp_path / "split")[-1]["reward_mean"]
+    for name, weight in whole.items():
+        # The key third of c_attn.bias has a zero gradient in exact arithmetic (softmax ignores a
+        # constant added to every score of a query), so Adam turns rounding noise into steps.
+        atol = 1e-3 if name.endswith("c_attn.bias") else 1e-5
+        torch.testing.assert_close(chunked[name], weight, atol=atol, rtol=1e-4, msg=name)
 
 
 def test_zero_signal_groups_are_counted_and_resampled(digit_model: Path, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from tunix_rt.train.batching import plan_steps
 from tunix_rt.train.checkpoint import Checkpointer, gather_full_state
 from tunix_rt.train.distributed import DistContext
 from tunix_rt.train.export import save_final_model
-from tunix_rt.train.lora import apply_lora, load_lora
+from tunix_rt.train.lora import apply_lora, enable_gradient_checkpointing, load_lora
 from tunix_rt.train.model import count_parameters, load_pretrained
 from tunix_rt.train.optim import build_optimizer, build_scheduler, continue_schedule
 from tunix_rt.train.packing import packing_problem
@@ -82,6 +82,11 @@ def plan_problems(cfg: Config, world_size: int) -> list[str]:
         problems.append("model.init: GRPO starts from a trained model (a model id, directory or SFT run)")
     if cfg.training.dtype in ("float16", "fp16", "half"):
         problems.append("training.dtype: GRPO has no float16 loss scaler; use bfloat16, float32 or auto")
+    if cfg.training.gradient_accumulation_steps > 1:
+        problems.append(
+            "training.gradient_accumulation_steps: GRPO's update is split with grpo.micro_batch_size "
+            "(completions per forward and backward; the same update in less memory)"
+        )
     if world_size > 1:
         problems.append(
             f"GRPO runs in one process for now, not {world_size}: start it without torchrun / --nproc"
@@ -122,6 +127,9 @@ def _grpo(
 
     # 4. Policy (from the checkpoint on resume), the rendering it is asked with, the frozen reference.
     tokenizer, model = _load_policy(cfg, dev, rec, start)
+    if tcfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+        log.info("activation checkpointing: each decoder layer's activations recomputed in backward")
     n_params = count_parameters(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     settings = start.render_settings(tokenizer, cfg.system_instruction)
@@ -181,6 +189,7 @@ def _grpo(
 
     # 7. The largest batch first (every start), then eval before training (a fresh run only).
     rows = tcfg.batch_size * gcfg.num_generations
+    rows = min(rows, gcfg.micro_batch_size or rows)  # what one forward and backward of the update holds
     log.info(
         probe_memory(model, tokenizer.pad_token_id, rows, longest_prompt, gcfg, dev.device, dev.compute_dtype)
     )

@@ -59,6 +59,11 @@ class GrpoConfig(BaseModel):
     """The `length` reward's soft zone, as a fraction of max_completion_length: no penalty below
     (1 - length_buffer) x max_completion_length, then linearly down to -1 at the limit (DAPO's
     overlong shaping)."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Completions per forward and backward of the update. The step's batch_size x G completions go
+    through in chunks of this many, their gradients accumulated, the loss normalised over the whole
+    step: the same update (up to float rounding) in the memory of one chunk. None: all at once.
+    (This is GRPO's gradient accumulation; training.gradient_accumulation_steps is SFT's.)"""
     resample_zero_signal: int = Field(0, ge=0)
     """Extra sampling rounds for groups whose rewards are all equal (they carry no gradient): each
     round samples such groups again, and a group that gets a spread is used. 0 = off; zero-signal

@@ -13,7 +13,8 @@ DAPO (arXiv 2503.14476) and Dr.GRPO (arXiv 2503.20783):
 * KL to the reference when beta > 0, the k3 estimator (Schulman, "Approximating KL divergence"):
   kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1 >= 0, added as beta * kl_t per token.
 * aggregation per token: dapo = sum(loss_t * mask) / sum(mask); dr_grpo = sum(loss_t * mask) /
-  (completions x max_completion_length).
+  (completions x max_completion_length). Over micro-batches (grpo.micro_batch_size) each one's sum
+  is divided by the whole step's denominator, so their gradients add up to the step's.
 """
 
 from __future__ import annotations
@@ -72,8 +73,14 @@ def grpo_loss(
     ref_logps: torch.Tensor | None = None,
     aggregation: str = "dapo",
     max_completion_length: int | None = None,
+    denominator: float | None = None,
 ) -> LossParts:
-    """Clipped surrogate (+ beta x k3 KL) over completion tokens; tensors [B, T], advantages [B]."""
+    """Clipped surrogate (+ beta x k3 KL) over completion tokens; tensors [B, T], advantages [B].
+
+    denominator: what the token sum is divided by (`loss_denominator` of the whole step), given when
+    this batch is one micro-batch of a step, so the micro-batches' losses add up to the step's.
+    None: this batch's own (its completion tokens for dapo, B x max_completion_length for dr_grpo).
+    """
     mask = mask.to(logps.dtype)
     ratio = torch.exp(logps - old_logps)
     adv = advantages.unsqueeze(1)
@@ -88,15 +95,9 @@ def grpo_loss(
         kl = torch.exp(delta) - delta - 1
         per_token = per_token + beta * kl
         kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
-    total = (per_token * mask).sum()
-    if aggregation == "dapo":
-        loss = total / mask.sum().clamp(min=1)
-    elif aggregation == "dr_grpo":
-        if max_completion_length is None:
-            raise ValueError("dr_grpo aggregation needs max_completion_length")
-        loss = total / (logps.shape[0] * max_completion_length)
-    else:
-        raise ValueError(f"unknown loss aggregation {aggregation!r}")
+    if denominator is None:
+        denominator = loss_denominator(int(mask.sum()), logps.shape[0], aggregation, max_completion_length)
+    loss = (per_token * mask).sum() / denominator
     # As TRL: a token counts as clipped when the clip removed its gradient (ratio beyond the
     # range in the direction the advantage pushes).
     with torch.no_grad():
@@ -104,3 +105,31 @@ def grpo_loss(
         high = (ratio > 1 + epsilon) & (adv > 0)
         clip_fraction = float(((low | high).to(mask.dtype) * mask).sum() / mask.sum().clamp(min=1))
     return LossParts(loss=loss, kl=kl_value, clip_fraction=clip_fraction, tokens=int(mask.sum()))
+
+
+def loss_denominator(
+    tokens: int, completions: int, aggregation: str, max_completion_length: int | None = None
+) -> float:
+    """What a batch's summed per-token loss is divided by: dapo, its completion tokens (at least 1);
+    dr_grpo, completions x max_completion_length (a constant: no length bias)."""
+    if aggregation == "dapo":
+        return float(max(tokens, 1))
+    if aggregation == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("dr_grpo aggregation needs max_completion_length")
+        return float(completions * max_completion_length)
+    raise ValueError(f"unknown loss aggregation {aggregation!r}")
+
+
+def combined(parts: list[LossParts]) -> LossParts:
+    """The step's LossParts from its micro-batches' (each normalised by the step's denominator):
+    losses added, KL and clip fraction averaged over tokens, tokens counted."""
+    tokens = sum(part.tokens for part in parts)
+    weight = max(tokens, 1)
+    with_kl = parts[0].kl is not None  # beta > 0: every micro-batch has one
+    return LossParts(
+        loss=torch.stack([part.loss.detach() for part in parts]).sum(),
+        kl=sum((part.kl or 0.0) * part.tokens for part in parts) / weight if with_kl else None,
+        clip_fraction=sum(part.clip_fraction * part.tokens for part in parts) / weight,
+        tokens=tokens,
+    )

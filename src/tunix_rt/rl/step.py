@@ -14,7 +14,14 @@ from tunix_rt.errors import ConfigError, TrainingError
 from tunix_rt.eval.score import score
 from tunix_rt.rl.config import GrpoConfig
 from tunix_rt.rl.data import PromptItem
-from tunix_rt.rl.loss import LossParts, group_advantages, grpo_loss, zero_signal_groups
+from tunix_rt.rl.loss import (
+    LossParts,
+    combined,
+    group_advantages,
+    grpo_loss,
+    loss_denominator,
+    zero_signal_groups,
+)
 from tunix_rt.rl.reference import Reference
 from tunix_rt.rl.rewards import Reward, score_completions
 from tunix_rt.rl.sampling import (
@@ -136,32 +143,58 @@ def policy_update(
     that sampled. The reference's log-probs are computed once too (rl/reference.py).
     compute_dtype: the autocast dtype (dtype auto: bf16 where native); None runs float32.
     packed: forwards run on packed rows (rl/sampling.pack_sequences; the recipe checks the model first).
+    grpo.micro_batch_size: the rows go through in chunks, gradients accumulated; each chunk's token
+    sum is divided by the whole step's denominator, so the update is the unchunked one.
     """
-    batch = batch_from_samples(scored.samples, pad_id, device, packed)
     advantages, _ = group_advantages(
         torch.tensor(scored.totals), gcfg.num_generations, scale=gcfg.scale_rewards
     )
-    advantages = advantages.to(device)
+    size = gcfg.micro_batch_size or len(scored.totals)
+    chunks = [
+        (batch_from_samples(part, pad_id, device, packed), advantages[start : start + size].to(device))
+        for start, part in _row_chunks(scored.samples, size)
+    ]
+    tokens = sum(int(batch.mask.sum()) for batch, _ in chunks)
+    denominator = loss_denominator(
+        tokens, len(scored.totals), gcfg.loss_aggregation, gcfg.max_completion_length
+    )
     with torch.no_grad():
-        old = eval_logprobs(model, batch, compute_dtype) if gcfg.num_iterations > 1 else None
-    ref = reference.logprobs(batch, compute_dtype) if reference is not None else None
-    parts, grad_norm = None, 0.0
+        olds = (
+            [eval_logprobs(model, batch, compute_dtype) for batch, _ in chunks]
+            if gcfg.num_iterations > 1
+            else None
+        )
+    refs = (
+        [reference.logprobs(batch, compute_dtype) for batch, _ in chunks] if reference is not None else None
+    )
+    parts: list[LossParts] = []
+    grad_norm = 0.0
     for _ in range(gcfg.num_iterations):
-        logps = sequence_logprobs(model, batch, compute_dtype)
-        parts = grpo_loss(
-            logps, old if old is not None else logps.detach(), advantages, batch.mask,
-            epsilon=gcfg.epsilon, beta=gcfg.beta, ref_logps=ref,
-            aggregation=gcfg.loss_aggregation, max_completion_length=gcfg.max_completion_length,
-        )  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
-        parts.loss.backward()
+        parts = []
+        for i, (batch, chunk_advantages) in enumerate(chunks):
+            logps = sequence_logprobs(model, batch, compute_dtype)
+            part = grpo_loss(
+                logps, olds[i] if olds is not None else logps.detach(), chunk_advantages, batch.mask,
+                epsilon=gcfg.epsilon, beta=gcfg.beta, ref_logps=refs[i] if refs is not None else None,
+                denominator=denominator,
+            )  # fmt: skip
+            part.loss.backward()
+            parts.append(part)
         grad_norm = float(clip_grad_norm(model, max_grad_norm))
         if not math.isfinite(grad_norm):
             raise TrainingError(f"non-finite gradient norm ({grad_norm}); lower training.learning_rate")
         optimizer.step()
     scheduler.step()
-    assert parts is not None  # num_iterations >= 1 (validated)
-    return parts, grad_norm
+    return combined(parts), grad_norm
+
+
+def _row_chunks(samples: Samples, size: int) -> list[tuple[int, Samples]]:
+    """(first row, the rows from there) in chunks of size rows, in order."""
+    return [
+        (start, Samples(samples.prompt_ids[start : start + size], samples.generations[start : start + size]))
+        for start in range(0, len(samples.generations), size)
+    ]
 
 
 def probe_memory(
