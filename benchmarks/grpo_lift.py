@@ -132,6 +132,10 @@ def paired_sampled_lift(before: list[int], after: list[int], k: int) -> dict:
         "k": k,
         "before": sum(before) / (n * k),
         "after": sum(after) / (n * k),
+        # Over the n x k samples as if independent; they cluster by item, so these are a little
+        # narrow, and the paired interval of the lift below is the one that decides.
+        "before_wilson95": wilson_interval(sum(before), n * k),
+        "after_wilson95": wilson_interval(sum(after), n * k),
         "lift": mean,
         "lift_se": se,
         "lift_ci95": (mean - Z95 * se, mean + Z95 * se),
@@ -207,10 +211,12 @@ def run_sampled_lift(run: Path, k: int, seed: int = 0) -> dict:
 
 def format_sampled_report(r: dict) -> str:
     lo, hi = r["lift_ci95"]
+    (bl, bh), (al, ah) = r["before_wilson95"], r["after_wilson95"]
     return (
         f"sampled (avg@{r['k']}, temperature {r['temperature']}, top_p {r['top_p']}, seed {r['seed']}): "
-        f"{r['before']:.1%} -> {r['after']:.1%}, lift {r['lift'] * 100:+.1f} points "
-        f"(95% {lo * 100:+.1f} to {hi * 100:+.1f}), p = {r['p']:.3g}"
+        f"{r['before']:.1%} (95% Wilson {bl:.1%}-{bh:.1%}) -> {r['after']:.1%} ({al:.1%}-{ah:.1%}) "
+        f"of {r['n']} x {r['k']} samples, lift {r['lift'] * 100:+.1f} points "
+        f"(paired 95% {lo * 100:+.1f} to {hi * 100:+.1f}), p = {r['p']:.3g}"
     )
 
 

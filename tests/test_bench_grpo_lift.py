@@ -89,6 +89,9 @@ def test_paired_sampled_lift_matches_hand_computed_values() -> None:
     r = lift.paired_sampled_lift([0, 2, 4, 1], [1, 2, 4, 3], 4)
     assert (r["n"], r["k"]) == (4, 4)
     assert (r["before"], r["after"]) == (7 / 16, 10 / 16)
+    assert r["before_wilson95"] == lift.wilson_interval(7, 16) and r[
+        "after_wilson95"
+    ] == lift.wilson_interval(10, 16)
     assert r["lift"] == pytest.approx(0.1875)
     assert r["lift_se"] == pytest.approx(0.119678, abs=1e-6)
     assert r["lift_ci95"] == pytest.approx(

@@ -19,7 +19,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    # Relative model paths (runs/cpu-scratch) resolve against an empty directory, not the checkout's runs/.
+    # Relative model paths (runs/demo) resolve against an empty directory, not the checkout's runs/.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUNIX_RT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub model must be reported unavailable, not fetched
@@ -43,10 +43,10 @@ def test_cpu_grpo_dry_run_as_shipped(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"G={grpo['num_generations']} completions of at most {grpo['max_completion_length']} tokens" in out
     assert f"steps: {training['max_steps']}" in out
     assert "eval: reasoning-mix-heldout before and after training" in out
-    # The SFT run it starts from (runs/cpu-scratch, made by configs/cpu-scratch.yaml) is not here:
-    # a named blocker, not a crash.
-    assert raw["model"]["model_id"] == "runs/cpu-scratch"
-    assert "blocker: model.model_id 'runs/cpu-scratch': no such directory here" in out
+    # The LoRA SFT run it starts from (runs/demo, made by `make demo`) is not here: a named
+    # blocker, not a crash.
+    assert raw["model"]["model_id"] == "runs/demo" and raw["lora"] == {}  # its adapter, continued
+    assert "blocker: model.model_id 'runs/demo': no such directory here" in out
     assert not (tmp_path / "run").exists()
 
 
