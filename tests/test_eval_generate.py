@@ -105,3 +105,32 @@ def test_the_sampler_draws_from_the_tempered_nucleus_distribution() -> None:
     again = [InverseCdfSampler(1.0, 1.0, torch.Generator().manual_seed(3))(None, scores[:50]).argmax(-1)
              for _ in range(2)]  # fmt: skip
     assert torch.equal(again[0], again[1])
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_dropping_stopped_rows_between_segments_changes_no_token(
+    arch: str, tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sampling's segmented decoding (rows that stopped leave the batch and the KV cache every few
+    tokens), run greedily in float32, gives exactly what one generate() call over the whole batch
+    gives: rows stopping at different points, some never, continue from the right cache."""
+    import tunix_rt.eval.generate as gen
+
+    model = make_tiny_model(arch, tokenizer).eval()
+    prompts = ["Question: What is 1 + 2?\nReasoning:\n", "Q 3?", "Question: a b c d e f g h?\n", "x y",
+               "What is 7 + 9?", "Reasoning: 1. 2. 3."]  # fmt: skip
+    input_ids, attention = gen._left_pad([encode_prompt(tokenizer, p) for p in prompts], pad_id=0)
+    greedy = {**gen._decoding(None, None, None), "pad_token_id": 0, "use_cache": True}
+    with torch.inference_mode():
+        free = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **greedy)
+        # Stop ids: tokens the rows produce at different places, so they stop at different steps.
+        seen = Counter(t for row in free[:, input_ids.shape[1] :].tolist() for t in row[3:30])
+        stops = [token for token, _ in seen.most_common(6)][2:5]
+        arguments = {**greedy, "eos_token_id": stops}
+        whole = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **arguments)
+        monkeypatch.setattr(gen, "SAMPLING_SEGMENT", 4)
+        segmented = gen._sample_dropping_stopped_rows(model, input_ids, attention, 40, arguments, set(stops))
+    trimmed = [_trim(row, set(stops)) for row in whole[:, input_ids.shape[1] :].tolist()]
+    assert [_trim(row, set(stops)) for row in segmented] == trimmed
+    lengths = {len(kept) for kept, stopped in trimmed if stopped}
+    assert len(lengths) >= 3 and any(not stopped for _, stopped in trimmed), trimmed  # pruning was exercised
