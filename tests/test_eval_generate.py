@@ -107,14 +107,18 @@ def test_the_sampler_draws_from_the_tempered_nucleus_distribution() -> None:
     assert torch.equal(again[0], again[1])
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize(("arch", "with_cache"), [("gpt2", True), ("llama", True), ("llama", False)])
 def test_dropping_stopped_rows_between_segments_changes_no_token(
-    arch: str, tokenizer, monkeypatch: pytest.MonkeyPatch
+    arch: str, with_cache: bool, tokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sampling's segmented decoding (rows that stopped leave the batch and the KV cache every few
     tokens), run greedily in float32, gives exactly what one generate() call over the whole batch
-    gives: rows stopping at different points, some never, continue from the right cache."""
+    gives: rows stopping at different points, some never, continue from the right cache (or, when
+    generate returns none, from a fresh prefill)."""
     import tunix_rt.eval.generate as gen
+
+    if not with_cache:
+        monkeypatch.setattr(gen, "_cache_field", lambda: "no_such_output_field")
 
     model = make_tiny_model(arch, tokenizer).eval()
     prompts = ["Question: What is 1 + 2?\nReasoning:\n", "Q 3?", "Question: a b c d e f g h?\n", "x y",

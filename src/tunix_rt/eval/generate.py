@@ -162,11 +162,12 @@ def _sample_dropping_stopped_rows(
     """
     rows = list(range(input_ids.shape[0]))
     produced: list[list[int]] = [[] for _ in rows]
+    cache_field = _cache_field()
     cache = None
     left = max_new_tokens
     while rows and left > 0:
         n = min(SAMPLING_SEGMENT, left)
-        extra = {"cache": cache} if cache is not None else {}
+        extra = {cache_field: cache} if cache is not None else {}
         output = model.generate(
             input_ids=input_ids, attention_mask=attention, max_new_tokens=n,
             return_dict_in_generate=True, **arguments, **extra,
@@ -181,16 +182,26 @@ def _sample_dropping_stopped_rows(
                 going.append(position)
         if not going:
             break
-        cache, input_ids = output.cache, output.sequences
+        # Without a returned cache the next segment prefills the whole sequence again: slower, same tokens.
+        cache, input_ids = getattr(output, cache_field, None), output.sequences
         attention = torch.cat(
             [attention, attention.new_ones(new.shape)], dim=1
         )  # no padding in a row still going
         if len(going) < len(rows):
             keep = torch.tensor(going, device=input_ids.device)
-            cache.batch_select_indices(keep)
+            if cache is not None:
+                cache.batch_select_indices(keep)
             input_ids, attention = input_ids[keep], attention[keep]
             rows = [rows[position] for position in going]
     return produced
+
+
+def _cache_field() -> str:
+    """The name generate() takes and returns its KV cache under: `cache` in transformers 5 (where
+    `past_key_values` is deprecated), `past_key_values` in the 4.x releases the package allows."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    return "cache" if "cache" in GenerateDecoderOnlyOutput.__dataclass_fields__ else "past_key_values"
 
 
 def _decoding(
