@@ -111,28 +111,40 @@ def test_the_sampler_draws_from_the_tempered_nucleus_distribution() -> None:
 def test_dropping_stopped_rows_between_segments_changes_no_token(
     arch: str, with_cache: bool, tokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Sampling's segmented decoding (rows that stopped leave the batch and the KV cache every few
-    tokens), run greedily in float32, gives exactly what one generate() call over the whole batch
-    gives: rows stopping at different points, some never, continue from the right cache (or, when
-    generate returns none, from a fresh prefill)."""
+    """Segmented sampling (rows that stopped leave the batch and the KV cache every few tokens)
+    samples, in float32 and from the same seed, exactly the tokens one generate() call over the
+    whole batch samples: rows stopping at different points, some never, continue from the right
+    cache (or, when generate returns none, from a fresh prefill) with the right random draws."""
     import tunix_rt.eval.generate as gen
 
     if not with_cache:
         monkeypatch.setattr(gen, "_cache_field", lambda: "no_such_output_field")
-
     model = make_tiny_model(arch, tokenizer).eval()
     prompts = ["Question: What is 1 + 2?\nReasoning:\n", "Q 3?", "Question: a b c d e f g h?\n", "x y",
-               "What is 7 + 9?", "Reasoning: 1. 2. 3."]  # fmt: skip
+               "What is 7 + 9?", "Reasoning: 1. 2. 3."] * 2  # fmt: skip
     input_ids, attention = gen._left_pad([encode_prompt(tokenizer, p) for p in prompts], pad_id=0)
-    greedy = {**gen._decoding(None, None, None), "pad_token_id": 0, "use_cache": True}
+
+    def sampling(seed: int) -> dict:
+        return {
+            **gen._decoding(1.0, None, torch.Generator().manual_seed(seed)),
+            "pad_token_id": 0,
+            "use_cache": True,
+        }
+
     with torch.inference_mode():
-        free = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **greedy)
+        free = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **sampling(7))
         # Stop ids: tokens the rows produce at different places, so they stop at different steps.
         seen = Counter(t for row in free[:, input_ids.shape[1] :].tolist() for t in row[3:30])
-        stops = [token for token, _ in seen.most_common(6)][2:5]
-        arguments = {**greedy, "eos_token_id": stops}
-        whole = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **arguments)
+        stops = [token for token, _ in seen.most_common(8)][3:6]
+        whole = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=40,
+            **sampling(3),
+            eos_token_id=stops,
+        )
         monkeypatch.setattr(gen, "SAMPLING_SEGMENT", 4)
+        arguments = {**sampling(3), "eos_token_id": stops}
         segmented = gen._sample_dropping_stopped_rows(model, input_ids, attention, 40, arguments, set(stops))
     trimmed = [_trim(row, set(stops)) for row in whole[:, input_ids.shape[1] :].tolist()]
     assert [_trim(row, set(stops)) for row in segmented] == trimmed

@@ -114,7 +114,7 @@ def generate(
                 **_decoding(temperature, top_p, generator), "pad_token_id": pad_id,
                 "eos_token_id": stops or None, "use_cache": True,
             }  # fmt: skip
-            if temperature is None:
+            if temperature is None or _own_cache_implementation(model):
                 output = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention.to(device),
                     max_new_tokens=max_new_tokens, **arguments,
@@ -162,6 +162,8 @@ def _sample_dropping_stopped_rows(
     """
     rows = list(range(input_ids.shape[0]))
     produced: list[list[int]] = [[] for _ in rows]
+    sampler = arguments["logits_processor"][0]
+    sampler.batch_rows, sampler.going = len(rows), None
     cache_field = _cache_field()
     cache = None
     left = max_new_tokens
@@ -189,11 +191,25 @@ def _sample_dropping_stopped_rows(
         )  # no padding in a row still going
         if len(going) < len(rows):
             keep = torch.tensor(going, device=input_ids.device)
-            if cache is not None:
+            if _can_drop_rows(cache):
                 cache.batch_select_indices(keep)
+            else:
+                cache = None  # static or linear-attention layers: the next segment prefills instead
             input_ids, attention = input_ids[keep], attention[keep]
             rows = [rows[position] for position in going]
+            sampler.going = torch.tensor(rows)
     return produced
+
+
+def _can_drop_rows(cache: Any) -> bool:
+    layers = getattr(cache, "layers", None)
+    return layers is not None and all(hasattr(layer, "batch_select_indices") for layer in layers)
+
+
+def _own_cache_implementation(model: Any) -> bool:
+    """A generation config that names its cache (static, offloaded, quantized) cannot be handed the
+    cache of an earlier segment: such models sample in one call."""
+    return getattr(getattr(model, "generation_config", None), "cache_implementation", None) is not None
 
 
 def _cache_field() -> str:
@@ -211,6 +227,9 @@ def _decoding(
     done by `InverseCdfSampler` as the last logits processor of a greedy search (see there)."""
     # Cleared so a checkpoint's sampling defaults (temperature, top_k, often 50) cannot leak in or warn.
     greedy = {"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None, "top_k": None}
+    # Counted from each generate() call's input: with segmented sampling they would act at every
+    # segment (suppress the stop, or force it), so a checkpoint's values are cleared for both modes.
+    greedy |= {"min_new_tokens": None, "begin_suppress_tokens": None, "forced_eos_token_id": None}
     if temperature is None:
         return greedy
     if temperature <= 0:
@@ -239,6 +258,11 @@ class InverseCdfSampler:
 
     def __init__(self, temperature: float, top_p: float, generator: torch.Generator | None) -> None:
         self.temperature, self.top_p, self.generator = temperature, top_p, generator
+        # Segmented sampling (`_sample_dropping_stopped_rows`): the batch's original size and the
+        # rows of it still going. Every step draws for the whole batch and keeps the going rows'
+        # numbers, so each row gets the draws it would get in one generate() call.
+        self.batch_rows: int | None = None
+        self.going: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
@@ -246,7 +270,11 @@ class InverseCdfSampler:
             probs = _nucleus(probs, self.top_p)
         cdf = probs.cumsum(dim=-1)
         where = "cpu" if self.generator is None else self.generator.device
-        uniform = torch.rand(probs.shape[0], 1, generator=self.generator, device=where).to(probs.device)
+        rows = self.batch_rows or probs.shape[0]
+        uniform = torch.rand(rows, 1, generator=self.generator, device=where)
+        if self.going is not None:
+            uniform = uniform[self.going]
+        uniform = uniform.to(probs.device)
         # The first index whose cumulative mass exceeds u * total: a token of zero mass is never chosen.
         chosen = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).clamp_(max=probs.shape[-1] - 1)
         picked = torch.full_like(scores, -float("inf"))
