@@ -15,9 +15,10 @@ fixed vs broken gives the p-value. Before and after accuracy each get a 95% Wils
 Greedy accuracy is what the run's evaluations measure, but GRPO optimises the correctness of
 *sampled* completions. `--samples K` also measures that on the held-out items: the start model
 (the manifest's model.id) and RUN/final_model each answer every item K times at the run's
-temperature and top_p, with the same seed (common random numbers, so the difference is less noisy
-than either score), and the per-item fractions correct are compared pairwise: avg@K before and
-after, their difference and its 95% interval (normal approximation over items).
+temperature and top_p, from the same seed (the two share random numbers only until their
+generations differ in length; the test does not rely on it), and the per-item fractions correct are
+compared pairwise: avg@K before and after, their difference and its 95% interval (normal
+approximation over items).
 
 The statistics are pure python: the binomial tail is summed exactly with math.comb.
 """
@@ -29,6 +30,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+from tunix_rt.errors import TunixError
 
 Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
 
@@ -188,7 +191,13 @@ def run_sampled_lift(run: Path, k: int, seed: int = 0) -> dict:
     config = manifest.get("config", {}).get("resolved", {})
     if "grpo" not in config or not manifest.get("eval", {}).get("eval_set"):
         raise ValueError(f"{run}: not a finished GRPO run with training.eval_set")
+    # model.id as training was given it: a run or model directory, relative to where it ran.
     start_dir = resolve_model_dir(manifest["model"]["id"])[0]
+    if not start_dir.is_dir():
+        raise ValueError(
+            f"{run}: the start model {manifest['model']['id']!r} is not a directory here (a hub id, or a "
+            "path relative to another working directory); --samples needs it on disk"
+        )
     final_dir = run / "final_model"
     settings = read_render_settings(final_dir)
     items = load_eval_set(manifest["eval"]["eval_set"]).items
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_lift(args.run)
         if args.samples:
             result["sampled"] = run_sampled_lift(args.run, args.samples, args.seed)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TunixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -148,3 +148,15 @@ def test_sampled_lift_needs_a_grpo_run(tmp_path: Path) -> None:
     (tmp_path / "run_manifest.json").write_text(json.dumps({"config": {"resolved": {"training": {}}}}))
     with pytest.raises(ValueError, match="not a finished GRPO run"):
         lift.run_sampled_lift(tmp_path, k=2)
+
+
+def test_sampled_lift_names_a_start_model_that_is_not_here(tmp_path: Path) -> None:
+    manifest = {
+        "config": {"resolved": {"grpo": {}, "training": {}}},
+        "eval": {"eval_set": "reasoning-mix-heldout"},
+        "model": {"id": "HuggingFaceTB/SmolLM2-135M-Instruct"},
+    }
+    (tmp_path / "run_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="'HuggingFaceTB/SmolLM2-135M-Instruct' is not a directory here"):
+        lift.run_sampled_lift(tmp_path, k=2)
+    assert lift.main([str(tmp_path), "--samples", "2"]) == 2

@@ -342,7 +342,8 @@ RESUME_SAFE_KEYS = frozenset(
         # Layout only: packed and padded rows compute the same loss (tests/test_train_loss.py), and a
         # run started before packing existed has no such key.
         "data.packing",
-        # Memory only: GRPO's update split into micro-batches is the same update (tests/test_rl_step.py).
+        # Memory only: GRPO's update split into micro-batches is the same update (tests/test_rl_step.py;
+        # with dropout, the same in distribution: the masks are drawn per micro-batch).
         "grpo.micro_batch_size",
         "provenance",
     }

@@ -62,7 +62,8 @@ class GrpoConfig(BaseModel):
     micro_batch_size: int | None = Field(None, ge=1)
     """Completions per forward and backward of the update. The step's batch_size x G completions go
     through in chunks of this many, their gradients accumulated, the loss normalised over the whole
-    step: the same update (up to float rounding) in the memory of one chunk. None: all at once.
+    step: the same update (up to float rounding; with dropout, the same in distribution, since the
+    masks are drawn per chunk) in the memory of one chunk. None: all at once.
     (This is GRPO's gradient accumulation; training.gradient_accumulation_steps is SFT's.)"""
     resample_zero_signal: int = Field(0, ge=0)
     """Extra sampling rounds for groups whose rewards are all equal (they carry no gradient): each
