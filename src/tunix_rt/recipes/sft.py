@@ -243,7 +243,7 @@ def _sft(
     full_state = gather_full_state(model)[0] if cfg.lora is None else None
     if dist.is_main:
         save_final_model(unwrapped, full_state, tokenizer, final_dir, cfg.system_instruction)
-    dist.barrier()
+    dist.release()  # the last collective; what follows is rank 0's alone
 
     summary = record.summary(
         rec.run, state, per_epoch, checkpoints.seconds, loop.steps_this_process, dev.device, flops

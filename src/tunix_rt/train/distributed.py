@@ -87,7 +87,20 @@ class DistContext:
         if self.active and torch_dist.is_initialized():
             torch_dist.barrier()
 
+    def release(self) -> None:
+        """After a run's last collective: every rank waits for the others, then all destroy the
+        process group together, before rank 0's work alone (evaluation, the evidence). Until this,
+        the other ranks destroyed their group and exited while rank 0 still had its own, and once
+        in CI a rank aborted in that exit ("terminate called without an active exception") after a
+        completed run, failing the job. A gloo barrier also waits for the collectives this rank
+        started. The group lives as long as collectives need it, so no rank waits through rank 0's
+        evaluation (which could outlast the collectives' timeout)."""
+        if self.active and torch_dist.is_initialized():
+            torch_dist.barrier()
+            torch_dist.destroy_process_group()
+
     def shutdown(self) -> None:
+        """Whatever the outcome, the process group goes (no barrier: a failed peer never reaches it)."""
         if self.active and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
 
