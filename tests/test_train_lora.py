@@ -43,6 +43,45 @@ def train_steps(model, vocab: int, steps: int = 3, autocast: torch.dtype | None 
         opt.zero_grad(set_to_none=True)
 
 
+def test_adapters_take_bf16_inputs_as_autocast_gives_them_with_the_same_numbers():
+    """peft's copy of each adapter input to fp32 is skipped under a bf16 base: autocast would copy it
+    back to bf16 for the matmul. Loss and every adapter gradient equal peft's own path to the bit."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    tok = make_tokenizer()
+    results = []
+    for peft_casts in (True, False):
+        torch.manual_seed(0)
+        model = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4), torch.bfloat16)
+        layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+        assert layers and all(m.cast_input_dtype_enabled is False for m in layers)
+        for layer in layers:
+            layer.cast_input_dtype_enabled = peft_casts
+        train_steps(model, len(tok), steps=2, autocast=torch.bfloat16)  # lora_B leaves zero
+        ids, labels = batch(len(tok), seed=7)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _ = completion_loss(model, ids, labels)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.detach(), grads))
+    (loss_cast, grads_cast), (loss_plain, grads_plain) = results
+    assert torch.equal(loss_cast, loss_plain)
+    assert grads_cast.keys() == grads_plain.keys()
+    assert all(torch.equal(grads_cast[n], grads_plain[n]) for n in grads_cast)
+    assert any(float(g.abs().sum()) > 0 for n, g in grads_cast.items() if "lora_A" in n)
+    # Outside autocast a bf16 input meets the fp32 adapter: a loud error, never fp32 by accident.
+    with pytest.raises(RuntimeError, match="dtype"):
+        completion_loss(model, ids, labels)
+
+
+def test_an_fp32_base_keeps_peft_casting():
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    tok = make_tokenizer()
+    model = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4), None)
+    assert all(m.cast_input_dtype_enabled for m in model.modules() if isinstance(m, BaseTunerLayer))
+
+
 def test_config_defaults_and_validation():
     cfg = LoraConfig()
     assert cfg.target_modules == "all-linear" and cfg.r >= 1 and cfg.modules_to_save == []
