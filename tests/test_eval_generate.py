@@ -124,15 +124,14 @@ def test_dropping_stopped_rows_between_segments_changes_no_token(
                "What is 7 + 9?", "Reasoning: 1. 2. 3."] * 2  # fmt: skip
     input_ids, attention = gen._left_pad([encode_prompt(tokenizer, p) for p in prompts], pad_id=0)
 
-    def sampling(seed: int) -> dict:
-        return {
-            **gen._decoding(1.0, None, torch.Generator().manual_seed(seed)),
-            "pad_token_id": 0,
-            "use_cache": True,
-        }
+    def sampling(seed: int) -> tuple[dict, gen.InverseCdfSampler]:
+        decoding, sampler = gen._decoding(1.0, None, torch.Generator().manual_seed(seed))
+        return {**decoding, "pad_token_id": 0, "use_cache": True}, sampler
 
     with torch.inference_mode():
-        free = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **sampling(7))
+        free = model.generate(
+            input_ids=input_ids, attention_mask=attention, max_new_tokens=40, **sampling(7)[0]
+        )
         # Stop ids: tokens the rows produce at different places, so they stop at different steps.
         seen = Counter(t for row in free[:, input_ids.shape[1] :].tolist() for t in row[3:30])
         stops = [token for token, _ in seen.most_common(8)][3:6]
@@ -140,12 +139,15 @@ def test_dropping_stopped_rows_between_segments_changes_no_token(
             input_ids=input_ids,
             attention_mask=attention,
             max_new_tokens=40,
-            **sampling(3),
+            **sampling(3)[0],
             eos_token_id=stops,
         )
         monkeypatch.setattr(gen, "SAMPLING_SEGMENT", 4)
-        arguments = {**sampling(3), "eos_token_id": stops}
-        segmented = gen._sample_dropping_stopped_rows(model, input_ids, attention, 40, arguments, set(stops))
+        arguments, sampler = sampling(3)
+        arguments["eos_token_id"] = stops
+        segmented = gen._sample_dropping_stopped_rows(
+            model, input_ids, attention, 40, arguments, sampler, set(stops)
+        )
     trimmed = [_trim(row, set(stops)) for row in whole[:, input_ids.shape[1] :].tolist()]
     assert [_trim(row, set(stops)) for row in segmented] == trimmed
     lengths = {len(kept) for kept, stopped in trimmed if stopped}

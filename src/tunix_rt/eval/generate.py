@@ -110,11 +110,9 @@ def generate(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             input_ids, attention = _left_pad([encoded[i] for i in chunk], pad_id)
-            arguments = {
-                **_decoding(temperature, top_p, generator), "pad_token_id": pad_id,
-                "eos_token_id": stops or None, "use_cache": True,
-            }  # fmt: skip
-            if temperature is None or _own_cache_implementation(model):
+            decoding, sampler = _decoding(temperature, top_p, generator)
+            arguments = {**decoding, "pad_token_id": pad_id, "eos_token_id": stops or None, "use_cache": True}
+            if sampler is None or _own_cache_implementation(model):
                 output = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention.to(device),
                     max_new_tokens=max_new_tokens, **arguments,
@@ -122,8 +120,9 @@ def generate(
                 new_tokens = output[:, input_ids.shape[1] :].tolist()
             else:
                 new_tokens = _sample_dropping_stopped_rows(
-                    model, input_ids.to(device), attention.to(device), max_new_tokens, arguments, set(stops)
-                )
+                    model, input_ids.to(device), attention.to(device), max_new_tokens, arguments, sampler,
+                    set(stops),
+                )  # fmt: skip
             for row, index in zip(new_tokens, chunk, strict=True):
                 kept, stopped = _trim(row, set(stops))
                 n_tokens = len(kept) + (1 if stopped else 0)
@@ -147,6 +146,7 @@ def _sample_dropping_stopped_rows(
     attention: torch.Tensor,
     max_new_tokens: int,
     arguments: dict[str, Any],
+    sampler: InverseCdfSampler,
     stops: set[int],
 ) -> list[list[int]]:
     """Each row's sampled tokens: model.generate in segments of SAMPLING_SEGMENT tokens, continuing
@@ -158,11 +158,11 @@ def _sample_dropping_stopped_rows(
     of the batch's decode steps would run rows that have already finished. A step costs less with
     fewer rows (2-core AMD EPYC, bf16: SmolLM2-135M 128 ms at 64 rows, 60 at 16; the 10M GPT-2 of the
     benchmark 23 and 13 ms). Only sampling does this: greedy evaluation keeps its fixed batches,
-    whose bf16 rounding the recorded evaluations were made with.
+    whose bf16 rounding the recorded evaluations were made with. `sampler` is the logits processor
+    in `arguments` (from `_decoding`): it is told which rows are still going.
     """
     rows = list(range(input_ids.shape[0]))
     produced: list[list[int]] = [[] for _ in rows]
-    sampler = arguments["logits_processor"][0]
     sampler.batch_rows, sampler.going = len(rows), None
     cache_field = _cache_field()
     cache = None
@@ -222,16 +222,17 @@ def _cache_field() -> str:
 
 def _decoding(
     temperature: float | None, top_p: float | None, generator: torch.Generator | None
-) -> dict[str, Any]:
-    """model.generate's decoding arguments. Greedy; or sampling with temperature and nucleus top_p,
-    done by `InverseCdfSampler` as the last logits processor of a greedy search (see there)."""
+) -> tuple[dict[str, Any], InverseCdfSampler | None]:
+    """model.generate's decoding arguments, and the sampler among them (None when greedy). Greedy; or
+    sampling with temperature and nucleus top_p, done by `InverseCdfSampler` as the last logits
+    processor of a greedy search (see there)."""
     # Cleared so a checkpoint's sampling defaults (temperature, top_k, often 50) cannot leak in or warn.
     greedy = {"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None, "top_k": None}
     # Counted from each generate() call's input: with segmented sampling they would act at every
     # segment (suppress the stop, or force it), so a checkpoint's values are cleared for both modes.
     greedy |= {"min_new_tokens": None, "begin_suppress_tokens": None, "forced_eos_token_id": None}
     if temperature is None:
-        return greedy
+        return greedy, None
     if temperature <= 0:
         raise ValueError("temperature must be > 0 (None decodes greedily)")
     if top_p is not None and not 0 < top_p <= 1:
@@ -239,7 +240,7 @@ def _decoding(
     from transformers import LogitsProcessorList
 
     sampler = InverseCdfSampler(temperature, top_p or 1.0, generator)
-    return {**greedy, "logits_processor": LogitsProcessorList([sampler])}
+    return {**greedy, "logits_processor": LogitsProcessorList([sampler])}, sampler
 
 
 class InverseCdfSampler:
