@@ -74,6 +74,23 @@ def test_adapters_take_bf16_inputs_as_autocast_gives_them_with_the_same_numbers(
         completion_loss(model, ids, labels)
 
 
+def test_a_rank_with_an_empty_micro_batch_runs_its_zero_forward_under_autocast():
+    # Under DDP the tail of an epoch can leave a rank without examples; it still takes part in the
+    # gradient all-reduce with a zero loss, and a bf16 base must feed its adapters bf16 there too.
+    import numpy as np
+
+    from tunix_rt.train.step import micro_batch_loss
+
+    tok = make_tokenizer()
+    model = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4), torch.bfloat16)
+    empty = np.array([], dtype=np.int64)
+    loss = micro_batch_loss(model, None, empty, 0, True, torch.device("cpu"), torch.bfloat16)
+    loss.backward()
+    assert float(loss) == 0.0
+    adapters = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None and not p.grad.any() for p in adapters)
+
+
 def test_an_fp32_base_keeps_peft_casting():
     from peft.tuners.tuners_utils import BaseTunerLayer
 

@@ -25,9 +25,11 @@ def micro_batch_loss(
 ) -> torch.Tensor:
     """Summed cross-entropy over the micro-batch's completion tokens (normalised by the caller)."""
     if len(micro) == 0:
-        # A rank with no examples at the tail of an epoch still joins the gradient all-reduce.
+        # A rank with no examples at the tail of an epoch still joins the gradient all-reduce, with
+        # a forward like any other (under autocast: a bf16 LoRA base feeds its adapters bf16).
         dummy = torch.full((1, 1), pad_id, device=device)
-        return model(input_ids=dummy, use_cache=False).logits.sum() * 0.0
+        with autocast(device.type, compute_dtype):
+            return model(input_ids=dummy, use_cache=False).logits.sum() * 0.0
     batch = collate(data, micro, pad_id, packed=packed).to(device)
     with autocast(device.type, compute_dtype):
         if head_only_loss(model):
