@@ -91,12 +91,14 @@ def test_a_rank_with_an_empty_micro_batch_runs_its_zero_forward_under_autocast()
     assert all(p.grad is not None and not p.grad.any() for p in adapters)
 
 
-def test_an_fp32_base_keeps_peft_casting():
+def test_an_fp32_base_or_lora_dropout_keeps_peft_casting():
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     tok = make_tokenizer()
-    model = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4), None)
-    assert all(m.cast_input_dtype_enabled for m in model.modules() if isinstance(m, BaseTunerLayer))
+    for compute_dtype, dropout in ((None, 0.0), (torch.bfloat16, 0.1)):
+        model = apply_lora(make_tiny_model("llama", tok), LoraConfig(r=4, dropout=dropout), compute_dtype)
+        layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+        assert layers and all(m.cast_input_dtype_enabled for m in layers)
 
 
 def test_config_defaults_and_validation():
