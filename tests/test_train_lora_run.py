@@ -224,7 +224,10 @@ def test_lora_needs_a_pretrained_model_and_a_sane_validation_fraction(base) -> N
 
 def test_ddp_with_lora_on_two_ranks_equals_one_process(base, tmp_path) -> None:
     write_traces(tmp_path / "d.jsonl", n=40)
-    common = {"max_steps": 4, "dtype": "float32", "learning_rate": 1e-2}
+    # With an eval set: rank 0 evaluates after every rank has destroyed the process group.
+    evalset = write_evalset(tmp_path / "eval.jsonl")
+    common = {"max_steps": 4, "dtype": "float32", "learning_rate": 1e-2, "eval_set": str(evalset),
+              "eval_max_new_tokens": 6, "eval_batch_size": 4}  # fmt: skip
     for batch in (4, 8):
         (tmp_path / f"b{batch}.yaml").write_text(
             yaml.safe_dump(lora_config(base, batch_size=batch, **common))
@@ -243,3 +246,7 @@ def test_ddp_with_lora_on_two_ranks_equals_one_process(base, tmp_path) -> None:
     a, b = adapter_weights(tmp_path / "single"), adapter_weights(tmp_path / "ddp")
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=1e-4, rtol=1e-4, msg=name)
+    ddp_manifest = manifest(tmp_path / "ddp")
+    assert ddp_manifest["status"] == "completed" and ddp_manifest["eval"]["n_items"] == 4  # not an error
+    predictions = (tmp_path / "ddp/eval/predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 4  # rank 0 alone wrote them, once
