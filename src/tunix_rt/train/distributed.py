@@ -95,9 +95,8 @@ class DistContext:
         completed run, failing the job. A gloo barrier also waits for the collectives this rank
         started. The group lives as long as collectives need it, so no rank waits through rank 0's
         evaluation (which could outlast the collectives' timeout)."""
-        if self.active and torch_dist.is_initialized():
-            torch_dist.barrier()
-            torch_dist.destroy_process_group()
+        self.barrier()
+        self.shutdown()
 
     def shutdown(self) -> None:
         """Whatever the outcome, the process group goes (no barrier: a failed peer never reaches it)."""
